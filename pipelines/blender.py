@@ -1,0 +1,181 @@
+"""Runs Blender-side scripts in a child process, safely, and reads their JSON result.
+
+Blender is the pip-installed ``bpy`` module run by this Python (default) or the
+executable named by ``TILEFARM_BLENDER``. Either way the child gets factory
+settings, a private empty user config/scripts dir, no inherited ``PYTHONPATH``,
+and the script opens .blend files with scripts disabled (``blender_side/boot.py``).
+The child writes its result to a JSON file; its console is only kept as a log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines import errors
+
+BLENDER_ENV = "TILEFARM_BLENDER"
+LOG_DIR_ENV = "TILEFARM_LOG_DIR"
+BLENDER_SIDE = Path(__file__).resolve().parent / "blender_side"
+MAIN_SCRIPT = BLENDER_SIDE / "main.py"
+DEFAULT_TIMEOUT = 3600.0
+
+# Variables a child must not inherit: they would change which Python code it runs.
+_SCRUBBED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONSAFEPATH",
+             "BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS", "BLENDER_USER_DATAFILES",
+             "BLENDER_USER_EXTENSIONS", "BLENDER_SYSTEM_SCRIPTS", "BLENDER_SYSTEM_PYTHON",
+             "BLENDER_SYSTEM_EXTENSIONS")
+
+# Kinds of error the Blender side reports, and the exception each becomes.
+_ERROR_KINDS: dict[str, type[errors.TilefarmError]] = {
+    "BlendFileError": errors.BlendFileError,
+    "SceneError": errors.SceneError,
+    "RenderError": errors.RenderError,
+    "MergeError": errors.MergeError,
+    "BlenderError": errors.BlenderError,
+}
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What a run executes: the argv list and environment. Tests assert these exactly."""
+
+    argv: list[str]
+    env: dict[str, str]
+
+
+@dataclass
+class BlenderRunner:
+    """Runs one Blender-side script per call in a fresh child process."""
+
+    executable: str | None = field(default_factory=lambda: os.environ.get(BLENDER_ENV) or None)
+    timeout: float = DEFAULT_TIMEOUT
+    log_dir: Path | None = None
+    popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen
+    last_log: Path | None = None
+
+    def invocation(self, script: Path, request: Path, result: Path, home: Path,
+                   base_env: Mapping[str, str] | None = None) -> Invocation:
+        """The argv and environment that run ``script`` with ``request`` -> ``result``."""
+        env = {k: v for k, v in (os.environ if base_env is None else base_env).items()
+               if k not in _SCRUBBED}
+        for name in ("CONFIG", "SCRIPTS", "DATAFILES", "EXTENSIONS"):
+            env[f"BLENDER_USER_{name}"] = str(home / name.lower())
+        env["PYTHONNOUSERSITE"] = "1"
+        env["PYTHONUNBUFFERED"] = "1"
+        if self.executable:
+            argv = [self.executable, "--background", "--factory-startup", "--disable-autoexec",
+                    "--python-exit-code", "3", "--python", str(script), "--",
+                    str(request), str(result)]
+        else:
+            # -I: isolated mode, no PYTHON* variables, no user site, no script dir on sys.path.
+            argv = [sys.executable, "-I", str(script), "--", str(request), str(result)]
+        return Invocation(argv=argv, env=env)
+
+    def run(self, request: Mapping[str, Any], *, script: Path = MAIN_SCRIPT,
+            label: str = "blender", timeout: float | None = None,
+            on_line: Callable[[str], None] | None = None) -> Any:
+        """Run ``script`` on ``request`` and return its result; raise a typed error on failure.
+
+        ``on_line`` sees each console line as it comes, for progress only.
+        """
+        limit = self.timeout if timeout is None else timeout
+        with tempfile.TemporaryDirectory(prefix="tilefarm-blender-") as tmp:
+            work = Path(tmp)
+            request_path, result_path = work / "request.json", work / "result.json"
+            request_path.write_text(json.dumps(request), encoding="utf-8")
+            for sub in ("config", "scripts", "datafiles", "extensions"):
+                (work / "home" / sub).mkdir(parents=True)
+            inv = self.invocation(script, request_path, result_path, work / "home")
+            log = self._log_path(label)
+            self.last_log = log
+            returncode = self._execute(inv, log, limit, on_line)
+            return self._result(result_path, returncode, log, label, request)
+
+    def _log_path(self, label: str) -> Path:
+        base = self.log_dir or Path(os.environ.get(LOG_DIR_ENV)
+                                    or Path(tempfile.gettempdir()) / "tilefarm-logs")
+        base.mkdir(parents=True, exist_ok=True)
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+        return base / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+
+    def _execute(self, inv: Invocation, log: Path, limit: float,
+                 on_line: Callable[[str], None] | None) -> int:
+        with log.open("wb") as sink:
+            proc = self.popen(inv.argv, env=inv.env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+            # A thread copies the console to the log, so a silent, hung Blender still
+            # meets the deadline of proc.wait below.
+            pump = threading.Thread(target=_pump, args=(proc, sink, on_line), daemon=True)
+            pump.start()
+            try:
+                returncode = proc.wait(timeout=limit)
+            except subprocess.TimeoutExpired:
+                _kill(proc)
+                raise errors.BlenderTimeout(f"Blender did not finish within {limit:g} s; "
+                                            "raise the task timeout or split the work",
+                                            log=log) from None
+            except BaseException:
+                _kill(proc)
+                raise
+            finally:
+                pump.join(timeout=5)
+            return returncode
+
+    def _result(self, result_path: Path, returncode: int, log: Path, label: str,
+                request: Mapping[str, Any]) -> Any:
+        blend = request.get("blend")
+        try:
+            document = json.loads(result_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            tail = _tail(log)
+            raise errors.BlenderError(
+                f"Blender exited with code {returncode} without a result ({label}); "
+                f"last output: {tail}", path=blend, log=log) from None
+        if document.get("ok"):
+            return document.get("result")
+        error = document.get("error") or {}
+        kind = _ERROR_KINDS.get(error.get("kind", ""), errors.BlenderError)
+        message = error.get("message") or "Blender reported an unknown error"
+        path = error.get("path") or blend
+        if issubclass(kind, errors.BlenderError):
+            raise kind(message, path=path, log=log)
+        raise kind(message, path=path)
+
+
+def _pump(proc: subprocess.Popen[bytes], sink: Any,
+          on_line: Callable[[str], None] | None) -> None:
+    assert proc.stdout is not None
+    for raw in iter(proc.stdout.readline, b""):
+        sink.write(raw)
+        if on_line is not None:
+            on_line(raw.decode("utf-8", "replace").rstrip("\n"))
+    sink.flush()
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def _tail(log: Path, lines: int = 3) -> str:
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(line.strip() for line in text[-lines:]) or "(nothing)"

@@ -1,0 +1,87 @@
+"""The ``tilefarm`` command line. Subcommands register themselves in ``COMMANDS``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from pipelines import __version__
+from pipelines.blender import BlenderRunner
+from pipelines.exitcodes import run_main
+from pipelines.jobs import open_job
+from pipelines.planner import check_settings
+from pipelines.settings import JobSettings
+from pipelines.split import plan_document, plan_job
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_plan_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that override job settings; shared by ``plan`` and ``render``."""
+    parser.add_argument("--frames", metavar="SPEC",
+                        help="frames to render, e.g. 1-10,20,30-40 (default: the scene's range and step)")
+    parser.add_argument("--tiles", metavar="NXxNY", help="tile grid, e.g. 2x2 (default 1x1: whole frames)")
+    parser.add_argument("--chunk", metavar="N", type=int, help="frames per render task (default 1)")
+    parser.add_argument("--overscan", metavar="PX", type=int,
+                        help="margin rendered around each tile and cropped on merge (default 16)")
+    parser.add_argument("--scene", metavar="NAME", help="scene to render (default: the file's active scene)")
+
+
+def flag_settings(args: argparse.Namespace) -> JobSettings:
+    settings = JobSettings(frames=args.frames, tiles=args.tiles, chunk=args.chunk,
+                           overscan=args.overscan, scene=args.scene)
+    check_settings(settings, {name: f"--{name}" for name in ("frames", "tiles", "chunk", "overscan")})
+    return settings
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    flags = flag_settings(args)
+    source = open_job(Path(args.source))
+    plan = plan_job(source, flags, BlenderRunner())
+    json.dump(plan_document(plan), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _plan_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("plan", help="print the job plan of a .blend or job directory as JSON",
+                       description="Inspect the scene and print the job plan (frames, tiles, tasks) "
+                                   "as one JSON object, without rendering.")
+    p.add_argument("source", metavar="SCENE.blend|JOB_DIR")
+    add_plan_flags(p)
+    p.set_defaults(handler=cmd_plan)
+
+
+# Each entry adds one subcommand; later modules (render, deploy, ...) append theirs.
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_plan_parser]  # type: ignore[type-arg]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors as one line naming the flag, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tilefarm", description="Render Blender scenes as Pachyderm pipelines: "
+                     "split into tasks, render tiles, merge bit-exact, encode a video.")
+    parser.add_argument("--version", action="version", version=f"tilefarm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    return run_main("tilefarm", lambda: handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

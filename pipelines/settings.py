@@ -1,0 +1,63 @@
+"""Job settings: ``tilefarm.json`` in a job directory (schema ``settings``).
+
+One configuration path (STYLE.md, 12): defaults, then this file, then
+environment, then command-line flags. ``JobSettings.merged`` applies a later
+layer over an earlier one; a field left ``None`` keeps the earlier value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.errors import SettingsError
+from pipelines.schemas import load, validate
+
+SETTINGS_FILE = "tilefarm.json"
+DEFAULT_OVERSCAN = 16
+DEFAULT_CHUNK = 1
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    enabled: bool | None = None
+    codec: str | None = None
+    crf: int | None = None
+    preset: str | None = None
+    audio: str | None = None  # a file in the job directory, used instead of the scene's sound
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    frames: str | None = None
+    tiles: str | None = None
+    chunk: int | None = None
+    overscan: int | None = None
+    scene: str | None = None
+    output_format: str | None = None
+    video: VideoSettings | None = None
+
+    def merged(self, later: "JobSettings") -> "JobSettings":
+        """These settings with every field ``later`` sets taken from ``later``."""
+        values = {f.name: getattr(later, f.name) if getattr(later, f.name) is not None
+                  else getattr(self, f.name) for f in dataclasses.fields(self)}
+        if self.video is not None and later.video is not None:
+            values["video"] = VideoSettings(**{
+                f.name: getattr(later.video, f.name) if getattr(later.video, f.name) is not None
+                else getattr(self.video, f.name) for f in dataclasses.fields(VideoSettings)})
+        return JobSettings(**values)
+
+
+def read_settings(path: Path) -> JobSettings:
+    """Read and validate a ``tilefarm.json``; raise SettingsError naming it on any problem."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read job settings ({exc.__class__.__name__})", path=path) from None
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+                            path=path) from None
+    validate("settings", document, path=path, error=SettingsError)
+    return load(JobSettings, document)

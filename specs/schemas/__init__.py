@@ -1,0 +1,1 @@
+"""JSON Schemas of tilefarm's manifests: job settings, plan, task, tile metadata."""

@@ -1,0 +1,1 @@
+"""The splitter stage: one datum per job in ``blends``; writes the plan and task manifests."""

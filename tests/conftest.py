@@ -1,0 +1,55 @@
+"""Shared fixtures: the tiny real .blend scenes, built once per test session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.blender import BlenderRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_SCRIPT = ROOT / "tests" / "scenes" / "build_scenes.py"
+BIN = Path(sys.executable).parent
+
+
+class Scenes:
+    """Paths of the fixture scenes by case name, and the registered script's marker file."""
+
+    def __init__(self, paths: dict[str, str], marker: Path):
+        self.paths = {name: Path(p) for name, p in paths.items()}
+        self.marker = marker
+
+    def __getitem__(self, name: str) -> Path:
+        return self.paths[name]
+
+
+@pytest.fixture(scope="session")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> Scenes:
+    out = tmp_path_factory.mktemp("scenes")
+    marker = out / "SCRIPT_RAN"
+    built = BlenderRunner(timeout=300).run({"out": str(out), "marker": str(marker)},
+                                           script=BUILD_SCRIPT, label="build-scenes")
+    return Scenes(built, marker)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``tilefarm`` (or ``python -m X`` when args[0] is "-m") as a user would."""
+    argv = [sys.executable, *args] if args and args[0] == "-m" else [str(BIN / "tilefarm"), *args]
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run(argv, capture_output=True, text=True, env=full_env, cwd=cwd,
+                          timeout=timeout)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """A user error: non-zero exit, one line on stderr naming what is wrong, no traceback."""
+    assert proc.returncode != 0, proc
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])

@@ -1,0 +1,241 @@
+"""Builds the tiny real .blend fixtures, one per case the project must handle.
+
+Runs inside Blender through ``pipelines.blender.BlenderRunner`` (it imports
+``bpy``): request ``{"out": DIR, "cases": [NAME, ...], "marker": PATH}``,
+result ``{NAME: PATH}``. Renders stay tiny so the suite is fast on 2 cores.
+"""
+
+import math
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "pipelines", "blender_side"))
+
+import bpy  # noqa: E402
+
+import boot  # noqa: E402
+
+
+def _mesh(name, verts, faces, location=(0, 0, 0), color=(0.8, 0.8, 0.8, 1), emission=0.0):
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata(verts, [], faces)
+    mesh.update()
+    obj = bpy.data.objects.new(name, mesh)
+    obj.location = location
+    mat = bpy.data.materials.new(name + "Mat")
+    mat.use_nodes = True
+    bsdf = mat.node_tree.nodes["Principled BSDF"]
+    bsdf.inputs["Base Color"].default_value = color
+    bsdf.inputs["Roughness"].default_value = 0.35
+    if emission:
+        bsdf.inputs["Emission Color"].default_value = color
+        bsdf.inputs["Emission Strength"].default_value = emission
+    mesh.materials.append(mat)
+    return obj
+
+
+def _cube(name, size=1.0, **kw):
+    s = size
+    verts = [(x, y, z) for x in (-s, s) for y in (-s, s) for z in (-s, s)]
+    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    return _mesh(name, verts, faces, **kw)
+
+
+def _plane(name, size=6.0, **kw):
+    s = size
+    return _mesh(name, [(-s, -s, 0), (s, -s, 0), (s, s, 0), (-s, s, 0)], [(0, 1, 2, 3)], **kw)
+
+
+def _camera(scene, name="Camera", location=(7.36, -6.93, 4.96), rotation=(63.6, 0.0, 46.7)):
+    cam = bpy.data.objects.new(name, bpy.data.cameras.new(name))
+    cam.location = location
+    cam.rotation_euler = [math.radians(a) for a in rotation]
+    scene.collection.objects.link(cam)
+    return cam
+
+
+def base(width=64, height=48, start=1, end=3, samples=8, camera=True):
+    """An animated cube on a floor, lit, seen by a camera: the plain case."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = samples
+    scene.cycles.use_denoising = False
+    scene.cycles.use_adaptive_sampling = True
+    scene.render.resolution_x, scene.render.resolution_y = width, height
+    scene.render.resolution_percentage = 100
+    scene.frame_start, scene.frame_end = start, end
+    scene.render.image_settings.file_format = "PNG"
+    world = bpy.data.worlds.new("World")
+    world.color = (0.05, 0.06, 0.09)
+    scene.world = world
+    scene.collection.objects.link(_plane("Floor", color=(0.6, 0.55, 0.5, 1)))
+    cube = _cube("Cube", color=(0.8, 0.2, 0.1, 1), location=(0, 0, 1))
+    scene.collection.objects.link(cube)
+    cube.keyframe_insert("location", frame=start)
+    cube.keyframe_insert("rotation_euler", frame=start)
+    cube.location = (1.5, 0.5, 1.2)
+    cube.rotation_euler = (0.0, 0.0, math.radians(90))
+    cube.keyframe_insert("location", frame=max(end, start + 1))
+    cube.keyframe_insert("rotation_euler", frame=max(end, start + 1))
+    light = bpy.data.objects.new("Light", bpy.data.lights.new("Light", "POINT"))
+    light.data.energy = 1500
+    light.location = (4, -2, 6)
+    scene.collection.objects.link(light)
+    if camera:
+        scene.camera = _camera(scene)
+    return scene
+
+
+def plain():
+    base()
+
+
+def odd_size():
+    base(width=97, height=61, end=2)
+
+
+def percentage_jpeg():
+    scene = base(width=160, height=100, end=2)
+    scene.render.resolution_percentage = 50
+    scene.render.image_settings.file_format = "JPEG"
+    scene.render.image_settings.quality = 90
+
+
+def frame_step():
+    scene = base(end=7)
+    scene.frame_step = 3
+
+
+def _compositor(scene):
+    scene.use_nodes = True
+    tree = scene.node_tree
+    layers = next(n for n in tree.nodes if n.type == "R_LAYERS")
+    composite = next(n for n in tree.nodes if n.type == "COMPOSITE")
+    return tree, layers, composite
+
+
+def glare_blur():
+    scene = base(width=80, height=60, end=2)
+    glow = _cube("Glow", size=0.3, color=(1.0, 0.9, 0.6, 1), emission=40.0, location=(-1, 1, 2))
+    scene.collection.objects.link(glow)
+    tree, layers, composite = _compositor(scene)
+    glare = tree.nodes.new("CompositorNodeGlare")
+    glare.glare_type = "FOG_GLOW"
+    blur = tree.nodes.new("CompositorNodeBlur")
+    blur.size_x, blur.size_y = 6, 4
+    tree.links.new(layers.outputs["Image"], glare.inputs["Image"])
+    tree.links.new(glare.outputs["Image"], blur.inputs["Image"])
+    tree.links.new(blur.outputs["Image"], composite.inputs["Image"])
+
+
+def denoise():
+    scene = base(width=72, height=54, end=2, samples=4)
+    scene.cycles.use_denoising = True
+    scene.cycles.denoiser = "OPENIMAGEDENOISE"
+
+
+def two_layers():
+    scene = base(width=64, height=48, end=2)
+    fg = bpy.data.collections.new("Foreground")
+    scene.collection.children.link(fg)
+    ball = _cube("Box2", size=0.5, color=(0.1, 0.4, 0.9, 1), location=(-1.5, -1, 0.5))
+    fg.objects.link(ball)
+    main = scene.view_layers[0]
+    main.name = "Main"
+    second = scene.view_layers.new("Second")
+    main.layer_collection.children["Foreground"].exclude = True
+    second.use_pass_z = True
+    tree, layers, composite = _compositor(scene)
+    layers.layer = "Main"
+    other = tree.nodes.new("CompositorNodeRLayers")
+    other.layer = "Second"
+    mix = tree.nodes.new("CompositorNodeMixRGB")
+    mix.inputs["Fac"].default_value = 0.5
+    tree.links.new(layers.outputs["Image"], mix.inputs[1])
+    tree.links.new(other.outputs["Image"], mix.inputs[2])
+    tree.links.new(mix.outputs["Image"], composite.inputs["Image"])
+
+
+def motion_blur():
+    scene = base(end=5)
+    scene.frame_step = 2
+    scene.render.use_motion_blur = True
+    cube = scene.objects["Cube"]
+    cube.location = (-2, 0, 1)
+    cube.keyframe_insert("location", frame=3)
+
+
+def camera_markers():
+    scene = base(end=4)
+    side = _camera(scene, "SideCamera", location=(0, -9, 2), rotation=(80, 0, 0))
+    front = scene.camera
+    scene.timeline_markers.new("F_01", frame=1).camera = front
+    scene.timeline_markers.new("F_03", frame=3).camera = side
+
+
+def transparent_exr():
+    scene = base(width=64, height=48, end=2)
+    scene.render.film_transparent = True
+    settings = scene.render.image_settings
+    settings.file_format = "OPEN_EXR"
+    settings.color_mode = "RGBA"
+    settings.color_depth = "16"
+    settings.exr_codec = "ZIP"
+
+
+def registered_script(marker):
+    base(end=2)
+    text = bpy.data.texts.new("register_me.py")
+    text.write(
+        "import pathlib\n"
+        f"pathlib.Path({marker!r}).write_text('the registered script ran')\n"
+    )
+    text.use_module = True  # Blender runs it on load when scripts are allowed
+
+
+def no_camera():
+    base(end=2, camera=False)
+
+
+CASES = {
+    "plain": plain,
+    "odd_size": odd_size,
+    "percentage_jpeg": percentage_jpeg,
+    "frame_step": frame_step,
+    "glare_blur": glare_blur,
+    "denoise": denoise,
+    "two_layers": two_layers,
+    "motion_blur": motion_blur,
+    "camera_markers": camera_markers,
+    "transparent_exr": transparent_exr,
+    "registered_script": registered_script,
+    "no_camera": no_camera,
+}
+
+
+def build(request):
+    if "open_with_scripts" in request:
+        # Test-only control: open the file the unsafe way, to prove the fixture's
+        # script is live (so "it did not run" elsewhere means something).
+        bpy.ops.wm.open_mainfile(filepath=request["open_with_scripts"], use_scripts=True)
+        return {}
+    out = request["out"]
+    os.makedirs(out, exist_ok=True)
+    built = {}
+    for name in request.get("cases") or sorted(CASES):
+        maker = CASES[name]
+        if name == "registered_script":
+            maker(request["marker"])
+        else:
+            maker()
+        path = os.path.join(out, name + ".blend")
+        bpy.ops.wm.save_as_mainfile(filepath=path, compress=False)
+        built[name] = path
+    return built
+
+
+if __name__ == "__main__":
+    boot.serve(build)
