@@ -154,6 +154,105 @@ class BlenderRunner:
         raise kind(message, path=path)
 
 
+class BlenderSession:
+    """One warm Blender child answering many requests (``-- --session``), one at a time.
+
+    The child keeps its .blend loaded between requests that share it; a request
+    that times out kills the child, and the next request starts a fresh one.
+    """
+
+    def __init__(self, runner: BlenderRunner, *, label: str = "session",
+                 script: Path = MAIN_SCRIPT) -> None:
+        self.runner = runner
+        self.label = label
+        self.script = script
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pump: threading.Thread | None = None
+        self._work: Path | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._count = 0
+        self.log: Path | None = None
+
+    def __enter__(self) -> "BlenderSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        self._tmp = tempfile.TemporaryDirectory(prefix="tilefarm-session-")
+        self._work = Path(self._tmp.name)
+        for sub in ("config", "scripts", "datafiles", "extensions"):
+            (self._work / "home" / sub).mkdir(parents=True)
+        inv = self.runner.invocation(self.script, self._work, self._work, self._work / "home")
+        argv = inv.argv[: inv.argv.index("--") + 1] + ["--session"]
+        self.log = self.runner._log_path(self.label)
+        sink = self.log.open("wb")
+        proc = self.runner.popen(argv, env=inv.env, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        self._pump = threading.Thread(target=_pump_and_close, args=(proc, sink), daemon=True)
+        self._pump.start()
+        self._proc = proc
+        return proc
+
+    def call(self, request: Mapping[str, Any], *, timeout: float | None = None) -> Any:
+        """Send one request to the warm child and wait for its result."""
+        proc = self._proc if self._proc is not None and self._proc.poll() is None else self._start()
+        assert self._work is not None and proc.stdin is not None
+        self._count += 1
+        request_path = self._work / f"request-{self._count}.json"
+        result_path = self._work / f"result-{self._count}.json"
+        request_path.write_text(json.dumps(request), encoding="utf-8")
+        try:
+            proc.stdin.write(f"{request_path}\t{result_path}\n".encode())
+            proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the child died; reported below with its log
+        limit = self.runner.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while not result_path.exists():
+            if proc.poll() is not None:
+                break
+            if time.monotonic() > deadline:
+                self.close()
+                raise errors.BlenderTimeout(f"Blender did not finish within {limit:g} s; "
+                                            "raise the task timeout or split the work",
+                                            log=self.log)
+            time.sleep(0.02)
+        returncode = proc.poll()
+        assert self.log is not None
+        try:
+            return self.runner._result(result_path, returncode if returncode is not None else 0,
+                                       self.log, self.label, request)
+        finally:
+            request_path.unlink(missing_ok=True)
+            result_path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.poll() is None and proc.stdin is not None:
+                try:
+                    proc.stdin.close()
+                    proc.wait(timeout=10)
+                except (BrokenPipeError, subprocess.TimeoutExpired):
+                    pass
+            _kill(proc)
+        if self._pump is not None:
+            self._pump.join(timeout=5)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+def _pump_and_close(proc: subprocess.Popen[bytes], sink: Any) -> None:
+    try:
+        _pump(proc, sink, None)
+    finally:
+        sink.close()
+
+
 def _pump(proc: subprocess.Popen[bytes], sink: Any,
           on_line: Callable[[str], None] | None) -> None:
     assert proc.stdout is not None

@@ -38,10 +38,11 @@ def parse_frames(spec: str, *, flag: str = "--frames") -> list[int]:
         last = int(match.group(2)) if match.group(2) is not None else first
         step = int(match.group(3)) if match.group(3) is not None else 1
         if step < 1:
-            raise UsageError(f"{element!r} has step 0; a step must be 1 or more", flag=flag)
+            raise UsageError(f"{element!r} has step 0; use a step of 1 or more, "
+                             f"as in {FRAMES_ALLOWED}", flag=flag)
         if last < first:
-            raise UsageError(f"{element!r} is an empty frame range (it ends before it starts)",
-                             flag=flag)
+            raise UsageError(f"{element!r} is an empty frame range (it ends before it "
+                             f"starts); use {FRAMES_ALLOWED}", flag=flag)
         frames.update(range(first, last + 1, step))
     return sorted(frames)
 

@@ -106,3 +106,28 @@ def task_manifest(plan: Plan, task: Task) -> TaskManifest:
     return TaskManifest(version=PLAN_VERSION, job=plan.job, blend=plan.blend, scene=plan.scene,
                         width=plan.width, height=plan.height,
                         denoise=plan.facts.denoise.enabled, task=task)
+
+
+@dataclass(frozen=True)
+class PixelRect:
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+
+@dataclass(frozen=True)
+class TileMeta:
+    """Written by the renderer beside each tile (schema ``tile``)."""
+
+    version: int
+    job: str
+    task: str
+    frame: int
+    tile: int
+    planned: PixelRect  # the tile's own pixels
+    rendered: PixelRect  # the pixels in the file: the tile plus its overscan
+    render_seconds: float
+    peak_memory_mb: float
+    blender_version: str
+    samples: int

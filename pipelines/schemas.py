@@ -92,7 +92,7 @@ def _build(hint: Any, data: Any) -> Any:
     if origin is dict:
         _, value_hint = typing.get_args(hint)
         return {key: _build(value_hint, value) for key, value in data.items()}
-    if dataclasses.is_dataclass(hint):
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         hints = typing.get_type_hints(hint)
         fields = {f.name for f in dataclasses.fields(hint)}
         return hint(**{key: _build(hints[key], value) for key, value in data.items() if key in fields})

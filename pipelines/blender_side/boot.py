@@ -23,16 +23,27 @@ class ReportedError(Exception):
         self.path = path
 
 
-def request_paths():
-    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
-    if len(argv) != 2:
-        raise SystemExit("usage: <script> -- REQUEST.json RESULT.json")
-    return argv[0], argv[1]
+def _argv():
+    return sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
 
 
 def serve(handler):
+    """Answer one request (``-- REQUEST RESULT``) or, with ``-- --session``, one per line
+    of stdin (``REQUEST<TAB>RESULT``) until stdin closes: a warm Blender for many datums."""
+    argv = _argv()
+    if argv == ["--session"]:
+        for line in sys.stdin:
+            if line.strip():
+                request_path, result_path = line.rstrip("\n").split("\t")
+                answer(handler, request_path, result_path)
+        return
+    if len(argv) != 2:
+        raise SystemExit("usage: <script> -- REQUEST.json RESULT.json | -- --session")
+    answer(handler, argv[0], argv[1])
+
+
+def answer(handler, request_path, result_path):
     """Run ``handler(request)`` and write its result (or error) where the parent reads it."""
-    request_path, result_path = request_paths()
     with open(request_path, encoding="utf-8") as handle:
         request = json.load(handle)
     try:

@@ -1,7 +1,8 @@
 """Entry script for tilefarm's Blender-side actions, run by ``pipelines.blender``.
 
-Request: ``{"action": NAME, "blend": PATH, "scene": NAME|null, ...}``; every
-action opens the .blend safely (``boot.open_blend``) before it runs.
+Request: ``{"action": NAME, "blend": PATH, "scene": NAME|null, ...}``. Every
+action opens the .blend safely (``boot.open_blend``); consecutive ``render``
+requests on the same unchanged file keep it loaded (a warm session).
 """
 
 import os
@@ -10,19 +11,52 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import boot  # noqa: E402
+import compose  # noqa: E402
 import inspect_scene  # noqa: E402
+import render_tiles  # noqa: E402
 
+_loaded = {"key": None}
+
+
+def _inspect(scene, request):
+    return inspect_scene.facts(scene)
+
+
+def _render(scene, request):
+    return render_tiles.render_task(scene, request)
+
+
+def _compose(scene, request):
+    return compose.compose(scene, request)
+
+
+# action -> (handler, may the file stay loaded for the next request of this action)
 ACTIONS = {
-    "inspect": lambda scene, request: inspect_scene.facts(scene),
+    "inspect": (_inspect, False),
+    "render": (_render, True),
+    "compose": (_compose, False),
 }
 
 
 def handle(request):
-    action = ACTIONS.get(request.get("action"))
-    if action is None:
+    entry = ACTIONS.get(request.get("action"))
+    if entry is None:
         raise boot.ReportedError("BlenderError", f"unknown action {request.get('action')!r}")
+    action, reusable = entry
     blend = request["blend"]
-    boot.open_blend(blend)
+    try:
+        stat = os.stat(blend)
+    except OSError:
+        raise boot.ReportedError("BlendFileError", "no such file", blend)
+    key = (request["action"], blend, request.get("scene"), stat.st_mtime_ns, stat.st_size,
+           request.get("threads"), request.get("device"), request.get("denoise"))
+    if not reusable or _loaded["key"] != key:
+        _loaded["key"] = None
+        boot.open_blend(blend)
+        scene = boot.pick_scene(request.get("scene"), blend)
+        if request["action"] == "render":
+            render_tiles.prepare(scene, request)
+        _loaded["key"] = key if reusable else None
     scene = boot.pick_scene(request.get("scene"), blend)
     return action(scene, request)
 

@@ -200,6 +200,16 @@ def no_camera():
     base(end=2, camera=False)
 
 
+def render_reference(blend, out):
+    """Blender's own animation render of ``blend`` (``blender -b FILE -a``): the ground truth."""
+    boot.open_blend(blend)
+    scene = bpy.context.scene
+    scene.render.filepath = os.path.join(out, "######")
+    bpy.ops.render.render(animation=True)
+    frames = range(scene.frame_start, scene.frame_end + 1, scene.frame_step)
+    return {str(f): scene.render.frame_path(frame=f) for f in frames}
+
+
 CASES = {
     "plain": plain,
     "odd_size": odd_size,
@@ -222,6 +232,8 @@ def build(request):
         # script is live (so "it did not run" elsewhere means something).
         bpy.ops.wm.open_mainfile(filepath=request["open_with_scripts"], use_scripts=True)
         return {}
+    if "reference" in request:
+        return render_reference(request["reference"], request["out"])
     out = request["out"]
     os.makedirs(out, exist_ok=True)
     built = {}

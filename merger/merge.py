@@ -1,0 +1,77 @@
+"""Assemble a frame's tiles losslessly, then run Blender's output stage on the whole frame."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from pipelines import layout
+from pipelines.atomic import publish
+from pipelines.blender import BlenderSession
+from pipelines.errors import MergeError
+from pipelines.exr import Placed, assemble, read_exr, write_exr
+from pipelines.plan import Plan, TileMeta
+from pipelines.schemas import dump, read_json
+from pipelines.tiling import Rect
+
+
+def read_plan(path: Path) -> Plan:
+    return read_json(path, "plan", Plan)
+
+
+def gather(plan: Plan, frame: int, tiles_root: Path) -> list[Placed]:
+    """Every tile of ``frame``, checked against the plan; a clear error for any missing one."""
+    placed = []
+    for tile in plan.tiles:
+        exr = layout.tile_path(tiles_root, plan.job, frame, tile.index)
+        meta_path = layout.tile_meta_path(tiles_root, plan.job, frame, tile.index)
+        where = f"frame {frame} tile {tile.index} ({tile.x0},{tile.y0})-({tile.x1},{tile.y1})"
+        if not exr.exists() or not meta_path.exists():
+            missing = exr if not exr.exists() else meta_path
+            raise MergeError(f"{where} is missing: no {missing.name} (its render task has not "
+                             "finished or failed)", path=missing)
+        meta = read_json(meta_path, "tile", TileMeta)
+        rendered = Rect(meta.rendered.x0, meta.rendered.y0, meta.rendered.x1, meta.rendered.y1)
+        expected = (Rect(tile.render.x0, tile.render.y0, tile.render.x1, tile.render.y1)
+                    if plan.tiled else Rect(0, 0, plan.width, plan.height))
+        if meta.frame != frame or meta.tile != tile.index or rendered != expected:
+            raise MergeError(f"{where}: metadata says frame {meta.frame} tile {meta.tile} "
+                             f"rendered {dump(meta.rendered)}, the plan wants {expected}",
+                             path=meta_path)
+        placed.append(Placed(read_exr(exr), Rect(tile.x0, tile.y0, tile.x1, tile.y1), rendered, exr))
+    return placed
+
+
+def merge_frame(plan: Plan, frame: int, tiles_root: Path, blend: Path, out: Path,
+                session: BlenderSession, timeout: float = 3600.0) -> Path:
+    """Write ``out/<job>/frames/<frame>.<ext>`` (and its preview where needed); return its path."""
+    if frame not in plan.frames:
+        raise MergeError(f"frame {frame} is not in the plan (frames {plan.frames[0]}..."
+                         f"{plan.frames[-1]})", path=tiles_root / plan.job)
+    placed = gather(plan, frame, tiles_root)
+    target = layout.frame_path(out, plan.job, frame, plan.output.extension)
+    preview = layout.preview_path(out, plan.job, frame) if plan.output.preview else None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"tilefarm-merge-{frame}-") as tmp:
+        work = Path(tmp)
+        if len(placed) == 1 and placed[0].rendered == Rect(0, 0, plan.width, plan.height):
+            merged = placed[0].path  # a whole-frame render needs no assembly
+        else:
+            merged = work / "merged.exr"
+            write_exr(merged, assemble(plan.width, plan.height, placed))
+        staged_frame = work / f"frame{plan.output.extension}"
+        staged_preview = work / "preview.png"
+        facts = plan.facts
+        session.call({
+            "action": "compose", "blend": str(blend), "scene": plan.scene, "frame": frame,
+            "merged": str(merged), "target": str(staged_frame),
+            "preview": str(staged_preview) if preview else None,
+            "file_format": plan.output.file_format,
+            "denoise": dump(facts.denoise),
+        }, timeout=timeout)
+        # Publish the preview first: a final frame implies its preview exists.
+        if preview is not None:
+            preview.parent.mkdir(parents=True, exist_ok=True)
+            publish(staged_preview, preview)
+        publish(staged_frame, target)
+    return target

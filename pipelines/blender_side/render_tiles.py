@@ -1,0 +1,103 @@
+"""Renders the frames of one task as raw 32-bit multilayer EXR tiles (DESIGN.md point 1).
+
+Compositing, stamps and render denoising are off; every pass the view layers
+produce is kept, plus the denoising data passes when the scene denoises, so the
+merger can run the scene's output stage once on the whole frame.
+"""
+
+import os
+import resource
+import time
+
+import bpy
+
+from boot import ReportedError, refuse_freestyle_script
+
+GPU_TYPES = ("CUDA", "OPTIX", "HIP", "ONEAPI", "METAL")
+
+
+def prepare(scene, request):
+    """Scene settings shared by every frame and tile of this blend."""
+    refuse_freestyle_script(scene, request["blend"])
+    r = scene.render
+    r.use_compositing = False
+    r.use_sequencer = False
+    r.use_stamp = False
+    r.use_persistent_data = True  # tiles of a frame reuse the BVH (DESIGN.md point 5)
+    r.use_file_extension = False
+    image = r.image_settings
+    image.file_format = "OPEN_EXR_MULTILAYER"
+    image.color_depth = "32"
+    image.exr_codec = "ZIP"  # lossless
+    threads = request.get("threads") or 0
+    r.threads_mode = "FIXED" if threads else "AUTO"
+    if threads:
+        r.threads = threads
+    if r.engine == "CYCLES":
+        if request.get("denoise"):
+            for layer in scene.view_layers:
+                layer.cycles.denoising_store_passes = True
+        scene.cycles.use_denoising = False
+        _device(scene, request.get("device") or "CPU")
+
+
+def _device(scene, device):
+    if device == "CPU":
+        scene.cycles.device = "CPU"
+        return
+    if device not in GPU_TYPES:
+        raise ReportedError("RenderError", f"device {device!r} is not known; use CPU or one of "
+                            f"{', '.join(GPU_TYPES)}")
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    try:
+        prefs.compute_device_type = device
+    except TypeError:
+        raise ReportedError("RenderError", f"this Blender has no {device} support; use CPU")
+    prefs.get_devices()
+    found = [d for d in prefs.devices if d.type == device]
+    if not found:
+        raise ReportedError("RenderError", f"no {device} device is present on this machine; "
+                            "use --device CPU")
+    for d in prefs.devices:
+        d.use = d.type == device
+    scene.cycles.device = "GPU"
+
+
+def render_task(scene, request):
+    """Render every frame of the task; return one record per tile written."""
+    task = request["task"]
+    tile = task["tile"]
+    r = scene.render
+    if tile is None:
+        r.use_border = False
+        r.use_crop_to_border = False
+        region = {"x0": 0, "y0": 0, "x1": request["width"], "y1": request["height"]}
+    else:
+        region = tile["render"]
+        r.use_border = True
+        r.use_crop_to_border = True
+        r.border_min_x, r.border_max_x = region["min_x"], region["max_x"]
+        r.border_min_y, r.border_max_y = region["min_y"], region["max_y"]
+    records = []
+    for frame, target in zip(task["frames"], request["targets"]):
+        scene.frame_set(frame)
+        tmp = target + ".part"
+        r.filepath = tmp
+        started = time.monotonic()
+        bpy.ops.render.render(write_still=True, scene=scene.name)
+        seconds = time.monotonic() - started
+        if not os.path.exists(tmp):
+            raise ReportedError("RenderError", f"Blender wrote no image for frame {frame}",
+                                request["blend"])
+        os.replace(tmp, target)
+        records.append({
+            "frame": frame,
+            "file": target,
+            "rendered": {k: region[k] for k in ("x0", "y0", "x1", "y1")},
+            "render_seconds": round(seconds, 4),
+            # ru_maxrss is in KiB on Linux: the process's peak so far.
+            "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "blender_version": bpy.app.version_string,
+            "samples": scene.cycles.samples if r.engine == "CYCLES" else 0,
+        })
+    return records

@@ -1,0 +1,48 @@
+"""Every call tilefarm makes to python-pachyderm lives here, so another client
+(pachyderm-sdk) could replace it without touching the rest.
+
+Worker side: datum batching. A pipeline with ``transform.datumBatching`` starts
+the user code once per worker; the code asks for each datum with the worker's
+``NextDatum`` gRPC call at ``localhost:$PPS_WORKER_GRPC_PORT``, reporting the
+previous datum's error (empty when it succeeded). The response carries the
+datum's environment (``KEY=VALUE``: the per-input path variables). The worker
+ends the process when no datum is left.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+WORKER_PORT_ENV = "PPS_WORKER_GRPC_PORT"
+
+
+def batching_enabled() -> bool:
+    return bool(os.environ.get(WORKER_PORT_ENV))
+
+
+def next_datum_envs(address: str | None = None) -> Iterator[Callable[[str], None]]:
+    """Yield once per datum after applying its environment; send the datum's error back.
+
+    Use as: ``for done in next_datum_envs(): ... done(error_text_or_empty)``.
+    """
+    import grpc
+    from python_pachyderm.proto.v2.worker import worker_pb2, worker_pb2_grpc
+
+    target = address or f"localhost:{os.environ[WORKER_PORT_ENV]}"
+    with grpc.insecure_channel(target) as channel:
+        stub = worker_pb2_grpc.WorkerStub(channel)
+        error = ""
+        while True:
+            try:
+                response = stub.NextDatum(worker_pb2.NextDatumRequest(error=error))
+            except grpc.RpcError as exc:
+                if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+                    return  # the worker has gone: no datum is left
+                raise
+            for item in response.env:
+                key, _, value = item.partition("=")
+                os.environ[key] = value
+            outcome: list[str] = []
+            yield outcome.append
+            error = outcome[0] if outcome else ""

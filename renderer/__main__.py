@@ -1,0 +1,76 @@
+"""``python -m renderer``: render the task(s) of this datum into ``/pfs/out/<job>/tiles/``.
+
+With ``PPS_WORKER_GRPC_PORT`` set (Pachyderm datum batching) one process, and
+one warm Blender, serves datum after datum through the worker's NextDatum call;
+otherwise it renders the one datum it was started for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipelines.blender import BlenderRunner, BlenderSession
+from pipelines.errors import TilefarmError
+from pipelines.pachyderm_api import batching_enabled, next_datum_envs
+from pipelines.pfs import datum_entries, pfs_root
+from pipelines.stage import run_stage, stage_parser
+from renderer.render import DEVICES, RenderOptions, default_threads, read_task, render_task
+
+
+def task_files(root: Path, tasks_input: str) -> list[Path]:
+    """The task manifests of this datum: ``$splitter`` names one; a local run takes all."""
+    found: list[Path] = []
+    for entry in datum_entries(root, tasks_input):
+        if entry.is_file() and entry.suffix == ".json":
+            found.append(entry)
+        elif entry.is_dir():
+            found.extend(sorted(entry.glob("tasks/*.json")))
+    return found
+
+
+def render_datum(args: argparse.Namespace, session: BlenderSession) -> int:
+    root = pfs_root(args.pfs_root)
+    files = task_files(root, args.tasks_input)
+    if not files:
+        raise TilefarmError(f"no task manifest in this datum (looked under {root / args.tasks_input})")
+    options = RenderOptions(threads=args.threads, device=args.device, timeout=args.task_timeout)
+    for path in files:
+        manifest = read_task(path)
+        blend = root / args.blends_input / manifest.blend
+        written = render_task(manifest, blend, root / "out", session, options)
+        print(f"renderer: {manifest.job} {manifest.task.id}: {len(written)} tile(s)", flush=True)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    with BlenderSession(BlenderRunner(), label="renderer") as session:
+        if not batching_enabled():
+            return render_datum(args, session)
+        for done in next_datum_envs():
+            try:
+                render_datum(args, session)
+                done("")
+            except TilefarmError as exc:
+                print(f"renderer: error: {exc}", file=sys.stderr, flush=True)
+                done(str(exc))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = stage_parser("renderer", "Render each task of the datum as 32-bit multilayer EXR "
+                          "tiles with their metadata, in one warm Blender session.")
+    parser.add_argument("--threads", type=int, default=default_threads(), metavar="N",
+                        help="Blender render threads (default $TILEFARM_THREADS or all cores)")
+    parser.add_argument("--device", default="CPU", choices=DEVICES,
+                        help="Cycles device (default CPU); a GPU type needs such a device present")
+    parser.add_argument("--task-timeout", type=float, default=3600.0, metavar="SECONDS",
+                        help="give up on a task after this long (default 3600)")
+    parser.add_argument("--tasks-input", default="splitter", help="input holding task manifests")
+    parser.add_argument("--blends-input", default="blends", help="input holding the .blend files")
+    return run_stage("renderer", parser, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

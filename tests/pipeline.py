@@ -1,0 +1,90 @@
+"""Runs splitter -> renderer -> merger on a pfs tree in this process, for tests.
+
+The stage functions are the ones the stage mains call; one warm Blender
+session serves the renderer, another the merger, as in a batching worker.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import OpenEXR
+
+from merger.merge import merge_frame, read_plan
+from pipelines import layout
+from pipelines.blender import BlenderRunner, BlenderSession
+from pipelines.jobs import open_job
+from pipelines.plan import Plan
+from pipelines.settings import JobSettings
+from pipelines.split import plan_job, write_plan
+from renderer.render import RenderOptions, read_task, render_task
+from tests.conftest import BUILD_SCRIPT
+
+
+@dataclass
+class Run:
+    plan: Plan
+    pfs: Path
+
+    def frame(self, frame: int) -> Path:
+        return layout.frame_path(self.pfs / "merger", self.plan.job, frame, self.plan.output.extension)
+
+
+def stage_in(pfs: Path, name: str) -> None:
+    """Pachyderm's next stage sees this stage's output as an input named after it."""
+    shutil.move(pfs / "out", pfs / name)
+
+
+def run_pipeline(source: Path, pfs: Path, settings: JobSettings, *, threads: int = 2) -> Run:
+    blends = pfs / "blends"
+    blends.mkdir(parents=True)
+    entry = blends / source.name
+    (shutil.copytree if source.is_dir() else shutil.copy)(source, entry)
+    runner = BlenderRunner(timeout=600)
+    plan = plan_job(open_job(entry), settings, runner)
+    write_plan(plan, pfs / "out")
+    stage_in(pfs, "splitter")
+    with BlenderSession(runner, label="test-renderer") as session:
+        for task_file in sorted((pfs / "splitter" / plan.job / "tasks").iterdir()):
+            manifest = read_task(task_file)
+            render_task(manifest, blends / manifest.blend, pfs / "out", session,
+                        RenderOptions(threads=threads))
+    stage_in(pfs, "renderer")
+    plan = read_plan(layout.plan_path(pfs / "splitter", plan.job))
+    with BlenderSession(runner, label="test-merger") as session:
+        for frame in plan.frames:
+            merge_frame(plan, frame, pfs / "renderer", blends / plan.blend, pfs / "out", session)
+    stage_in(pfs, "merger")
+    return Run(plan, pfs)
+
+
+def reference(blend: Path, out: Path) -> dict[int, Path]:
+    """Blender's own animation render of ``blend``."""
+    result = BlenderRunner(timeout=600).run({"reference": str(blend), "out": str(out)},
+                                            script=BUILD_SCRIPT, label="reference")
+    return {int(frame): Path(path) for frame, path in result.items()}
+
+
+def pixels(path: Path) -> dict[str, np.ndarray]:
+    """Decoded pixels of a frame: every EXR channel, or the image's array."""
+    if path.suffix == ".exr":
+        with OpenEXR.File(str(path), separate_channels=True) as handle:
+            return {name: ch.pixels.copy() for name, ch in handle.parts[0].channels.items()}
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert image is not None, path
+    return {"pixels": image}
+
+
+def assert_identical(ours: Path, theirs: Path) -> None:
+    a, b = pixels(ours), pixels(theirs)
+    assert sorted(a) == sorted(b), (sorted(a), sorted(b))
+    for name in a:
+        assert a[name].dtype == b[name].dtype and a[name].shape == b[name].shape, name
+        if not np.array_equal(a[name], b[name], equal_nan=True):
+            diff = np.abs(a[name].astype(np.float64) - b[name].astype(np.float64))
+            raise AssertionError(f"{ours.name} {name}: {int((diff > 0).sum())} pixels differ, "
+                                 f"max {diff.max()}")

@@ -1,0 +1,88 @@
+"""The runner's argv, environment and failure handling; the scripts here need no Blender."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.blender import MAIN_SCRIPT, BlenderRunner
+from pipelines.errors import BlenderError, BlenderTimeout, SceneError
+
+
+def test_bpy_module_argv_is_isolated_python(tmp_path: Path) -> None:
+    inv = BlenderRunner(executable=None).invocation(
+        MAIN_SCRIPT, tmp_path / "req.json", tmp_path / "res.json", tmp_path / "home",
+        base_env={"PATH": "/bin", "PYTHONPATH": "/evil", "BLENDER_USER_SCRIPTS": "/evil"})
+    assert inv.argv == [sys.executable, "-I", str(MAIN_SCRIPT), "--",
+                        str(tmp_path / "req.json"), str(tmp_path / "res.json")]
+    assert "PYTHONPATH" not in inv.env
+    assert inv.env["BLENDER_USER_SCRIPTS"] == str(tmp_path / "home" / "scripts")
+    assert inv.env["BLENDER_USER_CONFIG"] == str(tmp_path / "home" / "config")
+    assert inv.env["PATH"] == "/bin"
+
+
+def test_executable_argv_disables_autoexec(tmp_path: Path) -> None:
+    inv = BlenderRunner(executable="/opt/blender/blender").invocation(
+        MAIN_SCRIPT, tmp_path / "req.json", tmp_path / "res.json", tmp_path / "home", base_env={})
+    assert inv.argv == ["/opt/blender/blender", "--background", "--factory-startup",
+                        "--disable-autoexec", "--python-exit-code", "3", "--python",
+                        str(MAIN_SCRIPT), "--", str(tmp_path / "req.json"),
+                        str(tmp_path / "res.json")]
+
+
+def script(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "child.py"
+    path.write_text("import json, os, sys, time\n"
+                    "req, res = sys.argv[sys.argv.index('--') + 1:]\n" + body)
+    return path
+
+
+def test_result_comes_back_through_the_json_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/evil")
+    child = script(tmp_path, "print('console noise: ok false')\n"
+                   "json.dump({'ok': True, 'result': {'pythonpath': os.environ.get('PYTHONPATH'),"
+                   " 'sys_path_has_evil': any('evil' in p for p in sys.path),"
+                   " 'config': os.environ['BLENDER_USER_CONFIG'],"
+                   " 'request': json.load(open(req))}}, open(res, 'w'))\n")
+    runner = BlenderRunner(log_dir=tmp_path / "logs")
+    result = runner.run({"x": 1}, script=child)
+    assert result["pythonpath"] is None and not result["sys_path_has_evil"]
+    assert result["request"] == {"x": 1}
+    assert not Path(result["config"]).exists()  # private, and gone after the run
+    assert runner.last_log is not None and "console noise" in runner.last_log.read_text()
+
+
+def test_reported_errors_become_typed_exceptions(tmp_path: Path) -> None:
+    child = script(tmp_path, "json.dump({'ok': False, 'error': {'kind': 'SceneError', "
+                   "'message': 'no scene named X', 'path': '/a/b.blend'}}, open(res, 'w'))\n")
+    with pytest.raises(SceneError, match=r"^/a/b.blend: no scene named X$"):
+        BlenderRunner(log_dir=tmp_path).run({}, script=child)
+
+
+def test_crash_without_result_keeps_the_log(tmp_path: Path) -> None:
+    child = script(tmp_path, "print('segfault-ish last words'); sys.exit(139)\n")
+    with pytest.raises(BlenderError) as err:
+        BlenderRunner(log_dir=tmp_path).run({"blend": "/x/y.blend"}, script=child, label="crash")
+    text = str(err.value)
+    assert "exited with code 139 without a result" in text and "segfault-ish last words" in text
+    assert err.value.log is not None and err.value.log.exists()
+
+
+def test_timeout_kills_a_silent_child(tmp_path: Path) -> None:
+    child = script(tmp_path, "time.sleep(60)\n")
+    with pytest.raises(BlenderTimeout, match="did not finish within 1 s"):
+        BlenderRunner(log_dir=tmp_path).run({}, script=child, timeout=1)
+
+
+def test_progress_lines_are_streamed(tmp_path: Path) -> None:
+    child = script(tmp_path, "print('Fra:1 Mem:1M | Sample 1/8'); print('done')\n"
+                   "json.dump({'ok': True, 'result': None}, open(res, 'w'))\n")
+    lines: list[str] = []
+    BlenderRunner(log_dir=tmp_path).run({}, script=child, on_line=lines.append)
+    assert lines == ["Fra:1 Mem:1M | Sample 1/8", "done"]
+
+
+def test_request_is_json(tmp_path: Path) -> None:
+    child = script(tmp_path, "json.dump({'ok': True, 'result': open(req).read()}, open(res, 'w'))\n")
+    assert json.loads(BlenderRunner(log_dir=tmp_path).run({"a": [1]}, script=child)) == {"a": [1]}

@@ -1,0 +1,98 @@
+import math
+
+import numpy as np
+import pytest
+
+from pipelines.errors import SceneError, UsageError
+from pipelines.facts import CameraMarker
+from pipelines.plan import Plan
+from pipelines.planner import make_plan
+from pipelines.schemas import dump, load, validate
+from pipelines.settings import JobSettings
+from tests.factories import make_facts
+
+
+def plan(settings: JobSettings | None = None, **facts: object) -> Plan:
+    return make_plan("shot", "shot.blend", make_facts(**facts), settings or JobSettings())
+
+
+@pytest.mark.parametrize("tiles", ["1x1", "3x3", "7x5", "2x1"])
+@pytest.mark.parametrize("chunk", [1, 3, 4, 10, 25])
+def test_tasks_cover_each_frame_and_tile_once(tiles: str, chunk: int) -> None:
+    p = plan(JobSettings(tiles=tiles, chunk=chunk))
+    assert p.frames == list(range(1, 11))
+    assert len(p.tasks) == math.ceil(len(p.frames) / chunk) * len(p.tiles)
+    seen = [(f, t.tile.index if t.tile else 0) for t in p.tasks for f in t.frames]
+    assert sorted(seen) == sorted((f, i) for f in p.frames for i in range(len(p.tiles)))
+    assert all(len(t.frames) <= chunk for t in p.tasks)
+    hits = np.zeros((p.height, p.width), dtype=int)
+    for tile in p.tiles:
+        hits[tile.y0:tile.y1, tile.x0:tile.x1] += 1
+    assert (hits == 1).all()
+
+
+def test_untiled_tasks_have_null_tile() -> None:
+    p = plan()
+    assert [t.tile for t in p.tasks] == [None] * 10
+    assert [(t.x0, t.y0, t.x1, t.y1) for t in p.tiles] == [(0, 0, 97, 61)]
+    assert p.tasks[0].id == "c00000"
+
+
+def test_overscan_grows_the_render_region_within_the_frame() -> None:
+    p = plan(JobSettings(tiles="3x3", overscan=16))
+    middle = p.tiles[4]
+    assert (middle.x0, middle.y0, middle.x1, middle.y1) == (32, 20, 64, 40)
+    r = middle.render
+    assert (r.x0, r.y0, r.x1, r.y1) == (16, 4, 80, 56)
+    corner = p.tiles[0].render
+    assert (corner.x0, corner.y0) == (0, 0)
+    assert (corner.min_x, corner.max_y) == (0.0, 1.0)
+
+
+def test_frame_step_and_explicit_frames() -> None:
+    assert plan(frame_start=1, frame_end=10, frame_step=3).frames == [1, 4, 7, 10]
+    assert plan(JobSettings(frames="20,1-3"), frame_step=3).frames == [1, 2, 3, 20]
+
+
+def test_resolution_comes_from_facts_after_percentage() -> None:
+    p = plan(resolution_x=160, resolution_y=100, resolution_percentage=50, width=80, height=50)
+    assert (p.width, p.height) == (80, 50)
+
+
+def test_no_camera_is_refused_unless_a_marker_binds_one() -> None:
+    with pytest.raises(SceneError, match="has no camera"):
+        plan(camera=None)
+    assert plan(camera=None, camera_markers=[CameraMarker(1, "Cam")]).frames
+
+
+def test_freestyle_python_line_style_is_refused() -> None:
+    with pytest.raises(SceneError, match="Freestyle with a Python line style"):
+        plan(freestyle_script=True)
+
+
+def test_errors_name_where_the_setting_came_from() -> None:
+    with pytest.raises(UsageError, match=r"^job/tilefarm.json: tiles: 98x1 tiles do not fit"):
+        make_plan("shot", "shot.blend", make_facts(), JobSettings(tiles="98x1"),
+                  {"tiles": "job/tilefarm.json: tiles"})
+    with pytest.raises(UsageError, match=r"^--chunk: 0 frames per task"):
+        make_plan("shot", "shot.blend", make_facts(), JobSettings(chunk=0), {"chunk": "--chunk"})
+
+
+def test_output_format_override_and_preview() -> None:
+    assert plan().output.extension == ".png" and not plan().output.preview
+    exr = plan(JobSettings(output_format="OPEN_EXR"))
+    assert (exr.output.file_format, exr.output.extension, exr.output.preview) == ("OPEN_EXR", ".exr", True)
+
+
+def test_plan_round_trips_through_its_schema() -> None:
+    p = plan(JobSettings(tiles="3x2", chunk=4))
+    document = dump(p)
+    validate("plan", document)
+    assert load(Plan, document) == p
+
+
+def test_schema_rejects_unknown_keys() -> None:
+    document = dump(plan())
+    document["tasks"][0]["extra"] = 1
+    with pytest.raises(Exception, match="unknown key"):
+        validate("plan", document)
