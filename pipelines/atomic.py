@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,19 @@ def write_json(path: Path, document: Any) -> None:
 
 
 def publish(tmp: Path, path: Path) -> None:
-    """Move a finished file written elsewhere on the same filesystem into place."""
+    """Move a finished file into place atomically, across filesystems too."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        fd, staged = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            shutil.copyfile(tmp, staged)
+            os.replace(staged, path)
+        except BaseException:
+            Path(staged).unlink(missing_ok=True)
+            raise
+        Path(tmp).unlink(missing_ok=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pipelines import __version__
 from pipelines.blender import BlenderRunner
+from pipelines.errors import UsageError
 from pipelines.exitcodes import run_main
 from pipelines.jobs import open_job
 from pipelines.planner import check_settings
@@ -55,8 +56,29 @@ def _plan_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.set_defaults(handler=cmd_plan)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    target = Path(args.target)
+    if target.suffix != ".blend":
+        raise UsageError(f"{target} does not end in .blend; name the demo scene file "
+                         "to write, e.g. demo.blend", flag="TARGET")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    BlenderRunner().run({"action": "demo", "target": str(target.resolve()), "frames": args.frames},
+                        label="demo")
+    print(f"tilefarm: wrote the demo scene {target} ({args.frames} frames, 320x180, Cycles)")
+    return 0
+
+
+def _demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("demo", help="write a small demo scene to render",
+                       description="Write a small animated Cycles scene (denoised, with a "
+                                   "compositor glow) to try tilefarm on.")
+    p.add_argument("target", metavar="TARGET.blend")
+    p.add_argument("--frames", type=int, default=24, help="animation length (default 24)")
+    p.set_defaults(handler=cmd_demo)
+
+
 # Each entry adds one subcommand; later modules (render, deploy, ...) append theirs.
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_plan_parser]  # type: ignore[type-arg]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_plan_parser, _demo_parser]  # type: ignore[type-arg]
 
 
 class _Parser(argparse.ArgumentParser):

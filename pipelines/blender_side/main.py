@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import boot  # noqa: E402
 import compose  # noqa: E402
+import demo_scene  # noqa: E402
 import inspect_scene  # noqa: E402
 import render_tiles  # noqa: E402
 
@@ -30,15 +31,34 @@ def _compose(scene, request):
     return compose.compose(scene, request)
 
 
+def _mixdown(scene, request):
+    """The scene's own audio mixdown (its frame range) as 16-bit PCM WAV, or None if silent."""
+    import bpy
+
+    editor = scene.sequence_editor
+    strips = list(getattr(editor, "strips_all", [])) if editor else []
+    if not any(s.type == "SOUND" and not s.mute for s in strips):
+        return None
+    result = bpy.ops.sound.mixdown(filepath=request["target"], check_existing=False,
+                                   container="WAV", codec="PCM", format="S16", mixrate=48000)
+    if "FINISHED" not in result or not os.path.exists(request["target"]):
+        raise boot.ReportedError("RenderError", "Blender could not mix down the scene's sound",
+                                 request["blend"])
+    return request["target"]
+
+
 # action -> (handler, may the file stay loaded for the next request of this action)
 ACTIONS = {
     "inspect": (_inspect, False),
     "render": (_render, True),
     "compose": (_compose, False),
+    "mixdown": (_mixdown, False),
 }
 
 
 def handle(request):
+    if request.get("action") == "demo":
+        return demo_scene.build(request["target"], request.get("frames", 24))
     entry = ACTIONS.get(request.get("action"))
     if entry is None:
         raise boot.ReportedError("BlenderError", f"unknown action {request.get('action')!r}")

@@ -15,44 +15,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "pipelines", "blender_side"))
 import bpy  # noqa: E402
 
 import boot  # noqa: E402
-
-
-def _mesh(name, verts, faces, location=(0, 0, 0), color=(0.8, 0.8, 0.8, 1), emission=0.0):
-    mesh = bpy.data.meshes.new(name)
-    mesh.from_pydata(verts, [], faces)
-    mesh.update()
-    obj = bpy.data.objects.new(name, mesh)
-    obj.location = location
-    mat = bpy.data.materials.new(name + "Mat")
-    mat.use_nodes = True
-    bsdf = mat.node_tree.nodes["Principled BSDF"]
-    bsdf.inputs["Base Color"].default_value = color
-    bsdf.inputs["Roughness"].default_value = 0.35
-    if emission:
-        bsdf.inputs["Emission Color"].default_value = color
-        bsdf.inputs["Emission Strength"].default_value = emission
-    mesh.materials.append(mat)
-    return obj
-
-
-def _cube(name, size=1.0, **kw):
-    s = size
-    verts = [(x, y, z) for x in (-s, s) for y in (-s, s) for z in (-s, s)]
-    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-    return _mesh(name, verts, faces, **kw)
-
-
-def _plane(name, size=6.0, **kw):
-    s = size
-    return _mesh(name, [(-s, -s, 0), (s, -s, 0), (s, s, 0), (-s, s, 0)], [(0, 1, 2, 3)], **kw)
-
-
-def _camera(scene, name="Camera", location=(7.36, -6.93, 4.96), rotation=(63.6, 0.0, 46.7)):
-    cam = bpy.data.objects.new(name, bpy.data.cameras.new(name))
-    cam.location = location
-    cam.rotation_euler = [math.radians(a) for a in rotation]
-    scene.collection.objects.link(cam)
-    return cam
+from scene_kit import camera as _camera, cube as _cube, plane as _plane  # noqa: E402
 
 
 def base(width=64, height=48, start=1, end=3, samples=8, camera=True):
@@ -196,6 +159,34 @@ def registered_script(marker):
     text.use_module = True  # Blender runs it on load when scripts are allowed
 
 
+def sound_video(out):
+    """A job directory: 97x61, 12 frames at 25 fps, with a sound strip reading a WAV beside it."""
+    import struct
+    import wave
+
+    scene = base(width=97, height=61, end=12, samples=4)
+    scene.render.fps, scene.render.fps_base = 25, 1.0
+    job = os.path.join(out, "sound_video")
+    os.makedirs(job, exist_ok=True)
+    tone = os.path.join(job, "tone.wav")
+    with wave.open(tone, "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(48000)
+        handle.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 48000)))
+                                    for i in range(48000)))
+    editor = scene.sequence_editor_create()
+    strips = getattr(editor, "strips", None) or editor.sequences
+    strip = strips.new_sound("Tone", tone, 1, 1)
+    strip.sound.filepath = "//tone.wav"
+    return os.path.join(job, "shot.blend")
+
+
+def ntsc_rate():
+    scene = base(width=32, height=18, end=3, samples=2)
+    scene.render.fps, scene.render.fps_base = 24, 1.001
+
+
 def no_camera():
     base(end=2, camera=False)
 
@@ -223,6 +214,8 @@ CASES = {
     "transparent_exr": transparent_exr,
     "registered_script": registered_script,
     "no_camera": no_camera,
+    "sound_video": sound_video,
+    "ntsc_rate": ntsc_rate,
 }
 
 
@@ -241,10 +234,14 @@ def build(request):
         maker = CASES[name]
         if name == "registered_script":
             maker(request["marker"])
+            path = None
+        elif name == "sound_video":
+            path = maker(out)
         else:
             maker()
-        path = os.path.join(out, name + ".blend")
-        bpy.ops.wm.save_as_mainfile(filepath=path, compress=False)
+            path = None
+        path = path or os.path.join(out, name + ".blend")
+        bpy.ops.wm.save_as_mainfile(filepath=path, compress=False, relative_remap=True)
         built[name] = path
     return built
 
