@@ -81,6 +81,12 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_plan_parser, _demo_parser]  # type: ignore[type-arg]
 
 
+from pipelines.engine.cli import ENGINE_COMMANDS  # noqa: E402
+from pipelines.render_cmd import RENDER_COMMANDS  # noqa: E402
+
+COMMANDS += [*RENDER_COMMANDS, *ENGINE_COMMANDS]
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with errors as one line naming the flag, exit code 2."""
 

@@ -46,3 +46,34 @@ def next_datum_envs(address: str | None = None) -> Iterator[Callable[[str], None
             outcome: list[str] = []
             yield outcome.append
             error = outcome[0] if outcome else ""
+
+
+class WorkerServer:
+    """The worker side of datum batching, for the local engine: a gRPC ``Worker`` service
+    on a loopback port whose ``NextDatum`` calls ``handler(previous_error)``.
+
+    ``handler`` returns the next datum's environment as ``KEY=VALUE`` strings, or
+    None when no datum is left (the call is then cancelled, which ends the
+    client's loop as the end of a Pachyderm worker's batch does).
+    """
+
+    def __init__(self, handler: Callable[[str], list[str] | None]) -> None:
+        from concurrent import futures
+
+        import grpc
+        from python_pachyderm.proto.v2.worker import worker_pb2, worker_pb2_grpc
+
+        class Servicer(worker_pb2_grpc.WorkerServicer):  # type: ignore[misc]
+            def NextDatum(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+                env = handler(request.error)
+                if env is None:
+                    context.abort(grpc.StatusCode.CANCELLED, "no datum is left")
+                return worker_pb2.NextDatumResponse(env=env)
+
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        worker_pb2_grpc.add_WorkerServicer_to_server(Servicer(), self._server)
+        self.port: int = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop(grace=None)
