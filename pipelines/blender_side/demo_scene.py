@@ -42,7 +42,7 @@ def build(target, frames=24):
     light.data.energy, light.data.size = 800, 4
     light.location = (3, -3, 6)
     scene.collection.objects.link(light)
-    scene.camera = camera(scene, location=(7.5, -7.5, 5.5), rotation=(60, 0, 45))
+    scene.camera = camera(scene, location=(9.5, -9.5, 7.5), rotation=(58, 0, 45))
     scene.use_nodes = True
     tree = scene.node_tree
     layers = next(n for n in tree.nodes if n.type == "R_LAYERS")

@@ -47,7 +47,7 @@ Progress = Callable[[str, dict[str, int]], None]  # (job id, counts) on every da
 
 class Engine:
     def __init__(self, root: Path, *, lock: bool = True) -> None:
-        self.root = root
+        self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock_file = None
         if lock:
