@@ -1,0 +1,73 @@
+"""Benchmark: tilefarm's overhead over Blender's own render of the same animation.
+
+Renders the demo scene (about 2 s a frame on 2 cores) three ways, alternated
+in one run: Blender's own animation render (``blender -b demo.blend -a``, through
+the same bpy module), ``tilefarm render`` untiled, and ``tilefarm render --tiles 2x2``
+(each into a fresh output, so nothing is skipped). Prints median wall times and
+ratios against Blender's own.
+
+    .venv/bin/python bench/overhead.py [--frames 12] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipelines.blender import BlenderRunner  # noqa: E402
+
+# Blender's own animation render of a file: the reference the tests compare frames with.
+OWN_RENDER = ROOT / "tests" / "scenes" / "build_scenes.py"
+TILEFARM = Path(sys.executable).parent / "tilefarm"
+
+
+def own(blend: Path, out: Path) -> float:
+    start = time.perf_counter()
+    BlenderRunner(timeout=3600).run({"reference": str(blend), "out": str(out)},
+                                    script=OWN_RENDER, label="bench-own")
+    return time.perf_counter() - start
+
+
+def tilefarm(blend: Path, out: Path, *flags: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([str(TILEFARM), "render", str(blend), "--out", str(out), *flags],
+                   check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tilefarm-overhead-") as tmp:
+        work = Path(tmp)
+        blend = work / "demo.blend"
+        subprocess.run([str(TILEFARM), "demo", str(blend), "--frames", str(args.frames)],
+                       check=True, stdout=subprocess.DEVNULL)
+        times: dict[str, list[float]] = {"blender": [], "untiled": [], "2x2": []}
+        for i in range(args.repeat):
+            times["blender"].append(own(blend, work / f"own{i}"))
+            times["untiled"].append(tilefarm(blend, work / f"untiled{i}"))
+            times["2x2"].append(tilefarm(blend, work / f"tiled{i}", "--tiles", "2x2"))
+            print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()),
+                  flush=True)
+        base = statistics.median(times["blender"])
+        print(f"{args.frames} frames of the demo scene, medians of {args.repeat} alternated runs:")
+        print(f"  Blender's own render:      {base:7.1f} s  ({base / args.frames:.2f} s a frame)")
+        for name, goal in (("untiled", 1.10), ("2x2", 1.30)):
+            med = statistics.median(times[name])
+            print(f"  tilefarm render {name:<8}  {med:7.1f} s  ratio {med / base:.3f}x (goal <= {goal}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
