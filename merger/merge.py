@@ -9,7 +9,7 @@ from pipelines import layout
 from pipelines.atomic import publish
 from pipelines.blender import BlenderSession
 from pipelines.errors import MergeError
-from pipelines.exr import Placed, assemble, read_exr, write_exr
+from pipelines.exr import Placed, assemble, read_exrs, write_exr
 from pipelines.plan import Plan, TileMeta
 from pipelines.schemas import dump, read_json
 from pipelines.tiling import Rect
@@ -21,7 +21,7 @@ def read_plan(path: Path) -> Plan:
 
 def gather(plan: Plan, frame: int, tiles_root: Path) -> list[Placed]:
     """Every tile of ``frame``, checked against the plan; a clear error for any missing one."""
-    placed = []
+    found: list[tuple[Path, Rect, Rect]] = []
     for tile in plan.tiles:
         exr = layout.tile_path(tiles_root, plan.job, frame, tile.index)
         meta_path = layout.tile_meta_path(tiles_root, plan.job, frame, tile.index)
@@ -38,8 +38,9 @@ def gather(plan: Plan, frame: int, tiles_root: Path) -> list[Placed]:
             raise MergeError(f"{where}: metadata says frame {meta.frame} tile {meta.tile} "
                              f"rendered {dump(meta.rendered)}, the plan wants {expected}",
                              path=meta_path)
-        placed.append(Placed(read_exr(exr), Rect(tile.x0, tile.y0, tile.x1, tile.y1), rendered, exr))
-    return placed
+        found.append((exr, Rect(tile.x0, tile.y0, tile.x1, tile.y1), rendered))
+    images = read_exrs([exr for exr, _, _ in found])
+    return [Placed(image, tile, rendered, exr) for image, (exr, tile, rendered) in zip(images, found)]
 
 
 def merge_frame(plan: Plan, frame: int, tiles_root: Path, blend: Path, out: Path,
