@@ -81,10 +81,11 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_plan_parser, _demo_parser]  # type: ignore[type-arg]
 
 
+from pipelines.deploy_cmd import DEPLOY_COMMANDS  # noqa: E402
 from pipelines.engine.cli import ENGINE_COMMANDS  # noqa: E402
 from pipelines.render_cmd import RENDER_COMMANDS  # noqa: E402
 
-COMMANDS += [*RENDER_COMMANDS, *ENGINE_COMMANDS]
+COMMANDS += [*RENDER_COMMANDS, *ENGINE_COMMANDS, *DEPLOY_COMMANDS]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,64 @@
+"""Building and pushing the one pipeline image with the docker SDK, tagged by content."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pipelines.errors import TilefarmError
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTEXT_PARTS = ("Dockerfile", "pyproject.toml", "README.md", "pipelines", "splitter", "renderer",
+                 "merger", "encoder", "specs")
+
+
+class ImageError(TilefarmError):
+    """Docker could not build or push the image."""
+
+
+def content_tag(root: Path = ROOT) -> str:
+    """A tag derived from every file that goes into the image: same code, same tag."""
+    sha = hashlib.sha256()
+    for part in CONTEXT_PARTS:
+        base = root / part
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file()
+                                                      and "__pycache__" not in p.parts)
+        for path in files:
+            sha.update(path.relative_to(root).as_posix().encode() + b"\0")
+            sha.update(path.read_bytes())
+    return sha.hexdigest()[:16]
+
+
+def image_name(image: str, tag: str) -> str:
+    """``registry/name[:tag]`` with its tag replaced by ``tag``."""
+    repo = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    return f"{repo}:{tag}"
+
+
+def build(image: str, root: Path = ROOT, buildargs: dict[str, str] | None = None) -> str:
+    import docker
+    import docker.errors
+
+    ref = image_name(image, content_tag(root))
+    try:
+        client = docker.from_env()
+        client.images.build(path=str(root), dockerfile="Dockerfile", tag=ref, rm=True,
+                            buildargs=buildargs or {})
+    except docker.errors.DockerException as exc:
+        raise ImageError(f"docker could not build {ref}: {' '.join(str(exc).split())}",
+                         flag="--build") from None
+    return ref
+
+
+def push(ref: str) -> None:
+    import docker
+    import docker.errors
+
+    repo, tag = ref.rsplit(":", 1)
+    try:
+        for line in docker.from_env().images.push(repo, tag=tag, stream=True, decode=True):
+            if "error" in line:
+                raise ImageError(f"docker could not push {ref}: {line['error']}", flag="--push")
+    except docker.errors.DockerException as exc:
+        raise ImageError(f"docker could not push {ref}: {' '.join(str(exc).split())}",
+                         flag="--push") from None
