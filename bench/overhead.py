@@ -1,6 +1,7 @@
 """Benchmark: tilefarm's overhead over Blender's own render of the same animation.
 
-Renders the demo scene (about 2 s a frame on 2 cores) three ways, alternated
+Renders the demo scene at 640x360, 4 samples, denoised, with a compositor glow
+(about 2 s a frame on 2 cores) three ways, alternated
 in one run: Blender's own animation render (``blender -b demo.blend -a``, through
 the same bpy module), ``tilefarm render`` untiled, and ``tilefarm render --tiles 2x2``
 (each into a fresh output, so nothing is skipped). Prints median wall times and
@@ -47,11 +48,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--resolution", default="640x360")
+    parser.add_argument("--samples", type=int, default=4)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tilefarm-overhead-") as tmp:
         work = Path(tmp)
         blend = work / "demo.blend"
-        subprocess.run([str(TILEFARM), "demo", str(blend), "--frames", str(args.frames)],
+        subprocess.run([str(TILEFARM), "demo", str(blend), "--frames", str(args.frames),
+                        "--resolution", args.resolution, "--samples", str(args.samples)],
                        check=True, stdout=subprocess.DEVNULL)
         times: dict[str, list[float]] = {"blender": [], "untiled": [], "2x2": []}
         for i in range(args.repeat):
@@ -61,7 +65,8 @@ def main() -> int:
             print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()),
                   flush=True)
         base = statistics.median(times["blender"])
-        print(f"{args.frames} frames of the demo scene, medians of {args.repeat} alternated runs:")
+        print(f"{args.frames} frames of the demo scene at {args.resolution}, {args.samples} samples, "
+              f"medians of {args.repeat} alternated runs:")
         print(f"  Blender's own render:      {base:7.1f} s  ({base / args.frames:.2f} s a frame)")
         for name, goal in (("untiled", 1.10), ("2x2", 1.30)):
             med = statistics.median(times[name])

@@ -56,15 +56,28 @@ def _plan_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.set_defaults(handler=cmd_plan)
 
 
+def parse_resolution(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()) or not (16 <= int(width) <= 8192
+                                                          and 16 <= int(height) <= 8192):
+        raise UsageError(f"{text!r} is not a resolution; use WIDTHxHEIGHT between 16 and 8192, "
+                         "e.g. 640x360", flag="--resolution")
+    return int(width), int(height)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     target = Path(args.target)
     if target.suffix != ".blend":
         raise UsageError(f"{target} does not end in .blend; name the demo scene file "
                          "to write, e.g. demo.blend", flag="TARGET")
     target.parent.mkdir(parents=True, exist_ok=True)
-    BlenderRunner().run({"action": "demo", "target": str(target.resolve()), "frames": args.frames},
-                        label="demo")
-    print(f"tilefarm: wrote the demo scene {target} ({args.frames} frames, 320x180, Cycles)")
+    if args.frames < 1 or args.samples < 1:
+        raise UsageError("frames and samples must be 1 or more", flag="--frames/--samples")
+    width, height = parse_resolution(args.resolution)
+    BlenderRunner().run({"action": "demo", "target": str(target.resolve()), "frames": args.frames,
+                         "width": width, "height": height, "samples": args.samples}, label="demo")
+    print(f"tilefarm: wrote the demo scene {target} ({args.frames} frames, {width}x{height}, "
+          f"{args.samples} samples, Cycles)")
     return 0
 
 
@@ -74,6 +87,8 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                                    "compositor glow) to try tilefarm on.")
     p.add_argument("target", metavar="TARGET.blend")
     p.add_argument("--frames", type=int, default=24, help="animation length (default 24)")
+    p.add_argument("--resolution", default="320x180", metavar="WxH", help="default 320x180")
+    p.add_argument("--samples", type=int, default=24, help="Cycles samples (default 24)")
     p.set_defaults(handler=cmd_demo)
 
 

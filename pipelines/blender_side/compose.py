@@ -17,14 +17,26 @@ from boot import ReportedError, refuse_freestyle_script
 _SOCKET_NAMES = {"Image": "Combined", "Noisy Image": "Combined"}
 
 
+# The merged-frame image each scene's rebound tree reads. A warm session composes
+# frame after frame of one file: the tree is rebound once, and each later frame
+# only points the image at its own merged EXR.
+_BOUND = {}
+
+
 def compose(scene, request):
-    refuse_freestyle_script(scene, request["blend"])
     r = scene.render
-    image = bpy.data.images.load(request["merged"], check_existing=False)
-    tree = _tree(scene)
-    denoise = request.get("denoise") or {}
-    for node in [n for n in tree.nodes if n.type == "R_LAYERS"]:
-        _rebind(tree, node, image, scene, denoise)
+    image = _BOUND.get(scene.name)
+    if image is None:
+        refuse_freestyle_script(scene, request["blend"])
+        image = bpy.data.images.load(request["merged"], check_existing=False)
+        tree = _tree(scene)
+        denoise = request.get("denoise") or {}
+        for node in [n for n in tree.nodes if n.type == "R_LAYERS"]:
+            _rebind(tree, node, image, scene, denoise)
+        _BOUND[scene.name] = image
+    else:
+        image.filepath = request["merged"]
+        image.reload()
     for layer in scene.view_layers:
         layer.use = False
     r.use_compositing = True
@@ -101,10 +113,19 @@ def _denoise_node(tree, source, denoise):
     return node
 
 
+def forget():
+    """The file is about to be reloaded: its rebound trees are gone with it."""
+    _BOUND.clear()
+
+
 def _preview(scene, path):
     """An 8-bit display-referred PNG of the result, for the encoder."""
     settings = scene.render.image_settings
+    saved = (settings.file_format, settings.color_mode, settings.color_depth)
     settings.file_format = "PNG"
     settings.color_mode = "RGB"
     settings.color_depth = "8"
-    bpy.data.images["Render Result"].save_render(path, scene=scene)
+    try:
+        bpy.data.images["Render Result"].save_render(path, scene=scene)
+    finally:
+        settings.file_format, settings.color_mode, settings.color_depth = saved

@@ -8,18 +8,18 @@ import bpy
 from scene_kit import camera, cube, plane
 
 
-def build(target, frames=24):
+def build(target, frames=24, width=320, height=180, samples=24):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.name = "Demo"
     r = scene.render
     r.engine = "CYCLES"
-    r.resolution_x, r.resolution_y, r.resolution_percentage = 320, 180, 100
+    r.resolution_x, r.resolution_y, r.resolution_percentage = width, height, 100
     r.fps, r.fps_base = 24, 1.0
     r.image_settings.file_format = "PNG"
     scene.frame_start, scene.frame_end = 1, frames
     scene.cycles.device = "CPU"
-    scene.cycles.samples = 24
+    scene.cycles.samples = samples
     scene.cycles.use_denoising = True
     world = bpy.data.worlds.new("World")
     world.color = (0.02, 0.03, 0.06)

@@ -51,14 +51,16 @@ def _mixdown(scene, request):
 ACTIONS = {
     "inspect": (_inspect, False),
     "render": (_render, True),
-    "compose": (_compose, False),
+    "compose": (_compose, True),
     "mixdown": (_mixdown, False),
 }
 
 
 def handle(request):
     if request.get("action") == "demo":
-        return demo_scene.build(request["target"], request.get("frames", 24))
+        return demo_scene.build(request["target"], request.get("frames", 24),
+                                request.get("width", 320), request.get("height", 180),
+                                request.get("samples", 24))
     entry = ACTIONS.get(request.get("action"))
     if entry is None:
         raise boot.ReportedError("BlenderError", f"unknown action {request.get('action')!r}")
@@ -72,6 +74,7 @@ def handle(request):
            request.get("threads"), request.get("device"), request.get("denoise"))
     if not reusable or _loaded["key"] != key:
         _loaded["key"] = None
+        compose.forget()
         boot.open_blend(blend)
         scene = boot.pick_scene(request.get("scene"), blend)
         if request["action"] == "render":
