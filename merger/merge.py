@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -43,15 +44,42 @@ def gather(plan: Plan, frame: int, tiles_root: Path) -> list[Placed]:
     return [Placed(image, tile, rendered, exr) for image, (exr, tile, rendered) in zip(images, found)]
 
 
+def _pass_through(plan: Plan, frame: int, tiles_root: Path, target: Path,
+                  preview: Path | None) -> Path:
+    """A whole-frame task already ran the output stage: check and publish its frame."""
+    meta_path = layout.tile_meta_path(tiles_root, plan.job, frame, 0)
+    where = f"frame {frame} (rendered whole)"
+    if not meta_path.exists():
+        raise MergeError(f"{where} is missing: no {meta_path.name} (its render task has not "
+                         "finished or failed)", path=meta_path)
+    meta = read_json(meta_path, "tile", TileMeta)
+    if meta.final is None or meta.frame != frame:
+        raise MergeError(f"{where}: the renderer wrote raw tiles, not the final frame; "
+                         "re-run the renderer for this plan", path=meta_path)
+    files = [(meta_path.parent / meta.final, target)]
+    if preview is not None:
+        files.insert(0, (layout.final_preview_path(tiles_root, plan.job, frame), preview))
+    for source, destination in files:
+        if not source.is_file():
+            raise MergeError(f"{where} is missing its {source.name}", path=source)
+        staged = destination.with_name(f".{destination.name}.part")
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, staged)
+        publish(staged, destination)  # the preview first: a final frame implies its preview
+    return target
+
+
 def merge_frame(plan: Plan, frame: int, tiles_root: Path, blend: Path, out: Path,
                 session: BlenderSession, timeout: float = 3600.0) -> Path:
     """Write ``out/<job>/frames/<frame>.<ext>`` (and its preview where needed); return its path."""
     if frame not in plan.frames:
         raise MergeError(f"frame {frame} is not in the plan (frames {plan.frames[0]}..."
                          f"{plan.frames[-1]})", path=tiles_root / plan.job)
-    placed = gather(plan, frame, tiles_root)
     target = layout.frame_path(out, plan.job, frame, plan.output.extension)
     preview = layout.preview_path(out, plan.job, frame) if plan.output.preview else None
+    if not plan.tiled:
+        return _pass_through(plan, frame, tiles_root, target, preview)
+    placed = gather(plan, frame, tiles_root)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"tilefarm-merge-{frame}-") as tmp:
         work = Path(tmp)

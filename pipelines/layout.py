@@ -34,6 +34,15 @@ def tile_meta_path(root: Path, job: str, frame: int, tile: int) -> Path:
     return tile_dir(root, job, frame) / f"t{tile:04d}.json"
 
 
+def final_frame_path(root: Path, job: str, frame: int, extension: str) -> Path:
+    """A final frame a whole-frame task rendered directly, beside its metadata."""
+    return tile_dir(root, job, frame) / f"frame{extension}"
+
+
+def final_preview_path(root: Path, job: str, frame: int) -> Path:
+    return tile_dir(root, job, frame) / "preview.png"
+
+
 def frame_path(root: Path, job: str, frame: int, extension: str) -> Path:
     return root / job / "frames" / f"{frame_dir_name(frame)}{extension}"
 

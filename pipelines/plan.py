@@ -99,13 +99,14 @@ class TaskManifest:
     width: int
     height: int
     denoise: bool  # the scene denoises: render its denoising data passes instead
+    output: OutputSpec  # the final format, for whole-frame tasks that render final frames
     task: Task
 
 
 def task_manifest(plan: Plan, task: Task) -> TaskManifest:
     return TaskManifest(version=PLAN_VERSION, job=plan.job, blend=plan.blend, scene=plan.scene,
                         width=plan.width, height=plan.height,
-                        denoise=plan.facts.denoise.enabled, task=task)
+                        denoise=plan.facts.denoise.enabled, output=plan.output, task=task)
 
 
 @dataclass(frozen=True)
@@ -131,3 +132,6 @@ class TileMeta:
     peak_memory_mb: float
     blender_version: str
     samples: int
+    # A whole-frame task runs Blender's own output stage in the render (nothing needs
+    # merging): the final frame's file name beside this metadata, else None.
+    final: str | None

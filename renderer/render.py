@@ -36,7 +36,13 @@ def render_task(manifest: TaskManifest, blend: Path, out: Path, session: Blender
                           "does not hold", path=blend)
     task = manifest.task
     tile_index = task.tile.index if task.tile is not None else 0
-    targets = [layout.tile_path(out, manifest.job, frame, tile_index) for frame in task.frames]
+    # A whole-frame task has nothing to merge: it renders the final frame directly.
+    final = task.tile is None
+    ext = manifest.output.extension
+    targets = [layout.final_frame_path(out, manifest.job, frame, ext) if final
+               else layout.tile_path(out, manifest.job, frame, tile_index) for frame in task.frames]
+    previews = [str(layout.final_preview_path(out, manifest.job, frame))
+                if final and manifest.output.preview else None for frame in task.frames]
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
     request = {
@@ -44,6 +50,8 @@ def render_task(manifest: TaskManifest, blend: Path, out: Path, session: Blender
         "task": to_document("task", manifest)["task"], "width": manifest.width,
         "height": manifest.height, "denoise": manifest.denoise, "threads": options.threads,
         "device": options.device, "targets": [str(t) for t in targets],
+        "mode": "final" if final else "tiles", "file_format": manifest.output.file_format,
+        "previews": previews,
     }
     records = session.call(request, timeout=options.timeout)
     planned = (PixelRect(task.tile.x0, task.tile.y0, task.tile.x1, task.tile.y1) if task.tile
@@ -54,7 +62,8 @@ def render_task(manifest: TaskManifest, blend: Path, out: Path, session: Blender
                         rendered=PixelRect(**record["rendered"]),
                         render_seconds=record["render_seconds"],
                         peak_memory_mb=record["peak_memory_mb"],
-                        blender_version=record["blender_version"], samples=record["samples"])
+                        blender_version=record["blender_version"], samples=record["samples"],
+                        final=Path(record["file"]).name if final else None)
         write_json(layout.tile_meta_path(out, manifest.job, meta.frame, tile_index),
                    to_document("tile", meta))
     return targets

@@ -53,7 +53,7 @@ def compose(scene, request):
         raise ReportedError("RenderError", f"Blender wrote no frame {request['frame']}",
                             request["blend"])
     if request.get("preview"):
-        _preview(scene, request["preview"])
+        save_preview(scene, request["preview"])
     return {"frame": request["frame"], "file": request["target"],
             "preview": request.get("preview")}
 
@@ -118,7 +118,7 @@ def forget():
     _BOUND.clear()
 
 
-def _preview(scene, path):
+def save_preview(scene, path):
     """An 8-bit display-referred PNG of the result, for the encoder."""
     settings = scene.render.image_settings
     saved = (settings.file_format, settings.color_mode, settings.color_depth)

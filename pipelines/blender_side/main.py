@@ -71,7 +71,8 @@ def handle(request):
     except OSError:
         raise boot.ReportedError("BlendFileError", "no such file", blend)
     key = (request["action"], blend, request.get("scene"), stat.st_mtime_ns, stat.st_size,
-           request.get("threads"), request.get("device"), request.get("denoise"))
+           request.get("threads"), request.get("device"), request.get("denoise"),
+           request.get("mode"), request.get("file_format"))
     if not reusable or _loaded["key"] != key:
         _loaded["key"] = None
         compose.forget()

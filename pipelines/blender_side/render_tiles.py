@@ -1,8 +1,12 @@
-"""Renders the frames of one task as raw 32-bit multilayer EXR tiles (DESIGN.md point 1).
+"""Renders the frames of one task.
 
-Compositing, stamps and render denoising are off; every pass the view layers
-produce is kept, plus the denoising data passes when the scene denoises, so the
+Tiles (``mode: tiles``) are raw 32-bit multilayer EXR (DESIGN.md point 1):
+compositing, stamps and render denoising off, every pass the view layers
+produce kept, plus the denoising data passes when the scene denoises, so the
 merger can run the scene's output stage once on the whole frame.
+
+A whole-frame task (``mode: final``) has nothing to merge: it renders exactly as
+Blender's own animation render does, output stage included, into the final format.
 """
 
 import os
@@ -12,6 +16,7 @@ import time
 import bpy
 
 from boot import ReportedError, refuse_freestyle_script
+from compose import save_preview
 
 GPU_TYPES = ("CUDA", "OPTIX", "HIP", "ONEAPI", "METAL")
 
@@ -20,24 +25,29 @@ def prepare(scene, request):
     """Scene settings shared by every frame and tile of this blend."""
     refuse_freestyle_script(scene, request["blend"])
     r = scene.render
-    r.use_compositing = False
-    r.use_sequencer = False
-    r.use_stamp = False
     r.use_persistent_data = True  # tiles of a frame reuse the BVH (DESIGN.md point 5)
     r.use_file_extension = False
-    image = r.image_settings
-    image.file_format = "OPEN_EXR_MULTILAYER"
-    image.color_depth = "32"
-    image.exr_codec = "ZIP"  # lossless
+    if request.get("mode") == "final":
+        if request["file_format"] != r.image_settings.file_format:
+            r.image_settings.file_format = request["file_format"]
+    else:
+        r.use_compositing = False
+        r.use_sequencer = False
+        r.use_stamp = False
+        image = r.image_settings
+        image.file_format = "OPEN_EXR_MULTILAYER"
+        image.color_depth = "32"
+        image.exr_codec = "ZIP"  # lossless
     threads = request.get("threads") or 0
     r.threads_mode = "FIXED" if threads else "AUTO"
     if threads:
         r.threads = threads
     if r.engine == "CYCLES":
-        if request.get("denoise"):
-            for layer in scene.view_layers:
-                layer.cycles.denoising_store_passes = True
-        scene.cycles.use_denoising = False
+        if request.get("mode") != "final":
+            if request.get("denoise"):
+                for layer in scene.view_layers:
+                    layer.cycles.denoising_store_passes = True
+            scene.cycles.use_denoising = False
         _device(scene, request.get("device") or "CPU")
 
 
@@ -79,7 +89,8 @@ def render_task(scene, request):
         r.border_min_x, r.border_max_x = region["min_x"], region["max_x"]
         r.border_min_y, r.border_max_y = region["min_y"], region["max_y"]
     records = []
-    for frame, target in zip(task["frames"], request["targets"]):
+    previews = request.get("previews") or [None] * len(task["frames"])
+    for frame, target, preview in zip(task["frames"], request["targets"], previews):
         scene.frame_set(frame)
         tmp = target + ".part"
         r.filepath = tmp
@@ -89,6 +100,9 @@ def render_task(scene, request):
         if not os.path.exists(tmp):
             raise ReportedError("RenderError", f"Blender wrote no image for frame {frame}",
                                 request["blend"])
+        if preview:
+            save_preview(scene, preview + ".part")
+            os.replace(preview + ".part", preview)
         os.replace(tmp, target)
         records.append({
             "frame": frame,
