@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -27,7 +28,7 @@ from pipelines.jobs import JobSource, open_job
 from pipelines.plan import Plan
 from pipelines.schemas import dump, load
 from pipelines.settings import SETTINGS_FILE, JobSettings, VideoSettings
-from pipelines.split import plan_job
+from pipelines.split import FACTS_CACHE_ENV, plan_job
 
 
 @dataclass
@@ -123,6 +124,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     root = Path(args.root) if args.root else out / ".tilefarm"
     outcomes: list[JobOutcome] = []
     with Engine(root, lock=True) as engine, tempfile.TemporaryDirectory(prefix="tilefarm-put-") as tmp:
+        # The up-front check and the splitter share inspected facts (see split.inspect).
+        os.environ.setdefault(FACTS_CACHE_ENV, str(engine.root / "facts"))
         ensure_pipelines(engine)
         runner = BlenderRunner()
         entries: list[tuple[str, Path]] = []

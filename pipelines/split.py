@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib.metadata
+import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from pipelines import __version__
+
 from pipelines.atomic import write_json
 from pipelines.blender import BlenderRunner
+from pipelines.errors import ManifestError
 from pipelines.facts import SceneFacts
 from pipelines.jobs import JobSource
 from pipelines.plan import Plan, task_manifest
@@ -17,12 +24,43 @@ from pipelines.schemas import load, to_document, validate
 from pipelines.settings import JobSettings
 
 
+FACTS_CACHE_ENV = "TILEFARM_FACTS_CACHE"
+
+
 def inspect(source: JobSource, scene: str | None, runner: BlenderRunner) -> SceneFacts:
-    """Read the scene facts of ``source`` in a Blender child process."""
+    """Read the scene facts of ``source`` in a Blender child process.
+
+    Where ``TILEFARM_FACTS_CACHE`` names a directory (the local engine sets it), facts
+    are kept there by the .blend's content, scene, Blender and tilefarm version, so
+    ``tilefarm render``'s up-front check and the splitter inspect a file once.
+    """
+    cache = _cache_path(source, scene, runner)
+    if cache is not None and cache.is_file():
+        try:
+            result = json.loads(cache.read_text(encoding="utf-8"))
+            validate("scene_facts", result, path=cache)
+            return load(SceneFacts, result)
+        except (OSError, ValueError, ManifestError):
+            pass  # a damaged cache entry is just a miss
     result = runner.run({"action": "inspect", "blend": str(source.blend), "scene": scene},
                         label=f"inspect-{source.job}", timeout=300)
     validate("scene_facts", result, path=source.blend)
+    if cache is not None:
+        write_json(cache, result)
     return load(SceneFacts, result)
+
+
+def _cache_path(source: JobSource, scene: str | None, runner: BlenderRunner) -> Path | None:
+    base = os.environ.get(FACTS_CACHE_ENV)
+    if not base:
+        return None
+    sha = hashlib.sha256()
+    with source.blend.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    blender = runner.executable or f"bpy {importlib.metadata.version('bpy')}"
+    sha.update(f"\0{scene}\0{blender}\0{__version__}".encode())
+    return Path(base) / f"{sha.hexdigest()}.json"
 
 
 def plan_job(source: JobSource, flags: JobSettings, runner: BlenderRunner) -> Plan:

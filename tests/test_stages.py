@@ -122,3 +122,23 @@ def test_renderer_reports_a_missing_gpu(pipeline_run: Path, tmp_path: Path) -> N
                         "blends": "/pfs/blends/shot"})
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "CUDA" in proc.stderr and "CPU" in proc.stderr
+
+
+def test_whole_frame_tasks_hand_the_merger_final_frames(scenes: Scenes, tmp_path: Path) -> None:
+    from tests.pipeline import run_pipeline
+    from pipelines.settings import JobSettings
+
+    run = run_pipeline(scenes["transparent_exr"], tmp_path / "pfs", JobSettings())
+    tiles = run.pfs / "renderer" / "transparent_exr" / "tiles" / "000001"
+    assert sorted(p.name for p in tiles.iterdir()) == ["frame.exr", "preview.png", "t0000.json"]
+    meta = read_json(tiles / "t0000.json", "tile", TileMeta)
+    assert meta.final == "frame.exr"
+    assert (run.pfs / "merger" / "transparent_exr" / "previews" / "000001.png").is_file()
+    # Without its final frame the merger names what is missing.
+    (tiles / "frame.exr").unlink()
+    shutil.rmtree(run.pfs / "merger")
+    proc = run_cli("-m", "merger", "--pfs-root", str(run.pfs),
+                   env={"renderer": "/pfs/renderer/transparent_exr/tiles/000001",
+                        "splitter": "/pfs/splitter/transparent_exr/plan.json",
+                        "blends": "/pfs/blends/transparent_exr.blend"})
+    assert_one_line_error(proc, "frame 1 (rendered whole) is missing its frame.exr")
