@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pipelines.errors import TilefarmError
 
@@ -35,10 +40,39 @@ def image_name(image: str, tag: str) -> str:
     return f"{repo}:{tag}"
 
 
+def requirements(root: Path = ROOT) -> list[str]:
+    """tilefarm's runtime dependencies, as pyproject.toml lists them."""
+    with (root / "pyproject.toml").open("rb") as handle:
+        return list(tomllib.load(handle)["project"]["dependencies"])
+
+
+def prepare_context(root: Path = ROOT, run: Callable[..., Any] = subprocess.run) -> None:
+    """Put a wheelhouse of every dependency and tilefarm's own wheel in the build context,
+    so the image builds without network (pip's own cache makes reruns cheap)."""
+    wheelhouse, dist = root / "wheelhouse", root / "dist"
+    wheelhouse.mkdir(exist_ok=True)
+    (wheelhouse / "requirements.txt").write_text("\n".join(requirements(root)) + "\n")
+    for old in dist.glob("tilefarm-*.whl") if dist.exists() else []:
+        old.unlink()
+    steps = (
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+         "--wheel-dir", str(wheelhouse), "-r", str(wheelhouse / "requirements.txt")],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+         "--no-deps", "--wheel-dir", str(dist), str(root)],
+    )
+    for argv in steps:
+        proc = run(argv, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = " ".join(proc.stderr.split())[-300:]
+            raise ImageError(f"pip could not prepare the build context: {tail}", flag="--build")
+
+
 def build(image: str, root: Path = ROOT, buildargs: dict[str, str] | None = None) -> str:
+    """Build the image from ``Dockerfile``, tagged by content; return its reference."""
     import docker
     import docker.errors
 
+    prepare_context(root)
     ref = image_name(image, content_tag(root))
     try:
         client = docker.from_env()

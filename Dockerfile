@@ -1,0 +1,36 @@
+# One image for all four stages: Python 3.11, tilefarm and its dependencies (bpy included).
+#
+# The build needs no network: the context holds a wheelhouse of every dependency
+# (wheelhouse/, with requirements.txt) and tilefarm's own wheel (dist/), both made
+# by `tilefarm deploy --build` (pipelines/image.py) - the same path serves render
+# nodes that are air-gapped.
+ARG BASE_IMAGE=python:3.11-slim
+
+# Dependencies in a venv, built in a stage of their own so the final image gets them
+# as one layer and keeps no wheelhouse.
+FROM ${BASE_IMAGE} AS deps
+COPY wheelhouse/ /wheelhouse/
+RUN python3 -m venv /opt/tilefarm \
+ && /opt/tilefarm/bin/pip install --no-cache-dir --no-index --find-links /wheelhouse \
+        -r /wheelhouse/requirements.txt \
+ && find /opt/tilefarm -name __pycache__ -prune -exec rm -rf {} +
+
+FROM ${BASE_IMAGE}
+# bpy links against these X11/GL client libraries (no display is ever opened). A base
+# image that already has them (the CI's Debian root filesystem) skips the install.
+RUN if ! ldconfig -p | grep -q 'libSM.so.6' || ! ldconfig -p | grep -q 'libXi.so.6' \
+        || ! ldconfig -p | grep -q 'libOpenGL.so.0'; then \
+        apt-get update && apt-get install -y --no-install-recommends \
+            libx11-6 libxrender1 libxfixes3 libxi6 libxkbcommon0 libxcb1 libxext6 \
+            libsm6 libice6 libxt6 libgl1 libglx0 libopengl0 \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
+COPY --from=deps /opt/tilefarm /opt/tilefarm
+ENV PATH=/opt/tilefarm/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+# tilefarm itself last: a code change rebuilds only this small layer.
+COPY dist/ /tmp/dist/
+RUN pip install --no-cache-dir --no-index --no-deps /tmp/dist/*.whl && rm -rf /tmp/dist
+WORKDIR /pfs
+CMD ["python3", "-m", "splitter", "--help"]
