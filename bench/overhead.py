@@ -50,12 +50,15 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--resolution", default="640x360")
     parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--no-denoise", action="store_true",
+                        help="the demo without render denoising (it keeps its compositor glow)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tilefarm-overhead-") as tmp:
         work = Path(tmp)
         blend = work / "demo.blend"
         subprocess.run([str(TILEFARM), "demo", str(blend), "--frames", str(args.frames),
-                        "--resolution", args.resolution, "--samples", str(args.samples)],
+                        "--resolution", args.resolution, "--samples", str(args.samples),
+                        *(["--no-denoise"] if args.no_denoise else [])],
                        check=True, stdout=subprocess.DEVNULL)
         times: dict[str, list[float]] = {"blender": [], "untiled": [], "2x2": []}
         for i in range(args.repeat):
@@ -66,7 +69,7 @@ def main() -> int:
                   flush=True)
         base = statistics.median(times["blender"])
         print(f"{args.frames} frames of the demo scene at {args.resolution}, {args.samples} samples, "
-              f"medians of {args.repeat} alternated runs:")
+              f"{'not ' if args.no_denoise else ''}denoised, medians of {args.repeat} alternated runs:")
         print(f"  Blender's own render:      {base:7.1f} s  ({base / args.frames:.2f} s a frame)")
         for name, goal in (("untiled", 1.10), ("2x2", 1.30)):
             med = statistics.median(times[name])

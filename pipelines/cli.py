@@ -75,7 +75,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise UsageError("frames and samples must be 1 or more", flag="--frames/--samples")
     width, height = parse_resolution(args.resolution)
     BlenderRunner().run({"action": "demo", "target": str(target.resolve()), "frames": args.frames,
-                         "width": width, "height": height, "samples": args.samples}, label="demo")
+                         "width": width, "height": height, "samples": args.samples,
+                         "denoise": not args.no_denoise}, label="demo")
     print(f"tilefarm: wrote the demo scene {target} ({args.frames} frames, {width}x{height}, "
           f"{args.samples} samples, Cycles)")
     return 0
@@ -89,6 +90,7 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--frames", type=int, default=24, help="animation length (default 24)")
     p.add_argument("--resolution", default="320x180", metavar="WxH", help="default 320x180")
     p.add_argument("--samples", type=int, default=24, help="Cycles samples (default 24)")
+    p.add_argument("--no-denoise", action="store_true", help="leave render denoising off")
     p.set_defaults(handler=cmd_demo)
 
 

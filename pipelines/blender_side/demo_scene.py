@@ -8,7 +8,7 @@ import bpy
 from scene_kit import camera, cube, plane
 
 
-def build(target, frames=24, width=320, height=180, samples=24):
+def build(target, frames=24, width=320, height=180, samples=24, denoise=True):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.name = "Demo"
@@ -20,7 +20,7 @@ def build(target, frames=24, width=320, height=180, samples=24):
     scene.frame_start, scene.frame_end = 1, frames
     scene.cycles.device = "CPU"
     scene.cycles.samples = samples
-    scene.cycles.use_denoising = True
+    scene.cycles.use_denoising = denoise
     world = bpy.data.worlds.new("World")
     world.color = (0.02, 0.03, 0.06)
     scene.world = world

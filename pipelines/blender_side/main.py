@@ -60,7 +60,7 @@ def handle(request):
     if request.get("action") == "demo":
         return demo_scene.build(request["target"], request.get("frames", 24),
                                 request.get("width", 320), request.get("height", 180),
-                                request.get("samples", 24))
+                                request.get("samples", 24), request.get("denoise", True))
     entry = ACTIONS.get(request.get("action"))
     if entry is None:
         raise boot.ReportedError("BlenderError", f"unknown action {request.get('action')!r}")
