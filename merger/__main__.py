@@ -13,10 +13,9 @@ from pathlib import Path
 from merger.merge import merge_frame, read_plan
 from pipelines import layout
 from pipelines.blender import BlenderRunner, BlenderSession
-from pipelines.errors import MergeError, TilefarmError
-from pipelines.pachyderm_api import batching_enabled, next_datum_envs
+from pipelines.errors import MergeError
 from pipelines.pfs import datum_entries, pfs_root
-from pipelines.stage import run_stage, stage_parser
+from pipelines.stage import run_stage, serve_datums, stage_parser
 
 
 def frames_of_datum(root: Path, tiles_input: str) -> list[tuple[str, int]]:
@@ -48,16 +47,7 @@ def merge_datum(args: argparse.Namespace, session: BlenderSession) -> int:
 
 def run(args: argparse.Namespace) -> int:
     with BlenderSession(BlenderRunner(), label="merger") as session:
-        if not batching_enabled():
-            return merge_datum(args, session)
-        for done in next_datum_envs():
-            try:
-                merge_datum(args, session)
-                done("")
-            except TilefarmError as exc:
-                print(f"merger: error: {exc}", file=sys.stderr, flush=True)
-                done(str(exc))
-    return 0
+        return serve_datums("merger", lambda: merge_datum(args, session))
 
 
 def main(argv: list[str] | None = None) -> int:

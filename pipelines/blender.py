@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import errors
+from pipelines.procs import kill_group, log_tail
 
 BLENDER_ENV = "TILEFARM_BLENDER"
 LOG_DIR_ENV = "TILEFARM_LOG_DIR"
@@ -122,12 +122,12 @@ class BlenderRunner:
             try:
                 returncode = proc.wait(timeout=limit)
             except subprocess.TimeoutExpired:
-                _kill(proc)
+                kill_group(proc)
                 raise errors.BlenderTimeout(f"Blender did not finish within {limit:g} s; "
                                             "raise the task timeout or split the work",
                                             log=log) from None
             except BaseException:
-                _kill(proc)
+                kill_group(proc)
                 raise
             finally:
                 pump.join(timeout=5)
@@ -139,7 +139,7 @@ class BlenderRunner:
         try:
             document = json.loads(result_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
-            tail = _tail(log)
+            tail = log_tail(log, 3, "(nothing)")
             raise errors.BlenderError(
                 f"Blender exited with code {returncode} without a result ({label}); "
                 f"last output: {tail}", path=blend, log=log) from None
@@ -238,7 +238,7 @@ class BlenderSession:
                     proc.wait(timeout=10)
                 except (BrokenPipeError, subprocess.TimeoutExpired):
                     pass
-            _kill(proc)
+            kill_group(proc)
         if self._pump is not None:
             self._pump.join(timeout=5)
         if self._tmp is not None:
@@ -261,20 +261,3 @@ def _pump(proc: subprocess.Popen[bytes], sink: Any,
         if on_line is not None:
             on_line(raw.decode("utf-8", "replace").rstrip("\n"))
     sink.flush()
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait()
-
-
-def _tail(log: Path, lines: int = 3) -> str:
-    try:
-        text = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return "(no log)"
-    return " | ".join(line.strip() for line in text[-lines:]) or "(nothing)"

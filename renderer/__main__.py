@@ -13,9 +13,8 @@ from pathlib import Path
 
 from pipelines.blender import BlenderRunner, BlenderSession
 from pipelines.errors import TilefarmError
-from pipelines.pachyderm_api import batching_enabled, next_datum_envs
 from pipelines.pfs import datum_entries, pfs_root
-from pipelines.stage import run_stage, stage_parser
+from pipelines.stage import run_stage, serve_datums, stage_parser
 from renderer.render import DEVICES, RenderOptions, default_threads, read_task, render_task
 
 
@@ -46,16 +45,7 @@ def render_datum(args: argparse.Namespace, session: BlenderSession) -> int:
 
 def run(args: argparse.Namespace) -> int:
     with BlenderSession(BlenderRunner(), label="renderer") as session:
-        if not batching_enabled():
-            return render_datum(args, session)
-        for done in next_datum_envs():
-            try:
-                render_datum(args, session)
-                done("")
-            except TilefarmError as exc:
-                print(f"renderer: error: {exc}", file=sys.stderr, flush=True)
-                done(str(exc))
-    return 0
+        return serve_datums("renderer", lambda: render_datum(args, session))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,6 @@
 Pachyderm's gRPC API (python-pachyderm's generated servicers, real wire protocol)."""
 
 import json
-import shutil
 import socket
 from pathlib import Path
 

@@ -2,11 +2,6 @@
 timeouts, failures, collisions, datum batching, the store lock, and the pachctl grammar."""
 
 import json
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path

@@ -1,11 +1,9 @@
 """``tilefarm render`` end to end: several jobs, bad ones beside good ones, resuming, faults."""
 
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 

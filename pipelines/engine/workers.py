@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from pipelines.engine.specs import PipelineSpec
 from pipelines.engine.store import Store
 from pipelines.pachyderm_api import WORKER_PORT_ENV, WorkerServer
 from pipelines.pfs import PFS_ROOT_ENV
+from pipelines.procs import kill_group, log_tail
 
 
 @dataclass
@@ -77,9 +77,15 @@ class JobWorkers:
             with self.lock:
                 self.queue.appendleft(run)  # retried next (datumTries)
 
-    def prepare(self, run: DatumRun) -> tuple[Path, dict[str, str]]:
-        """The datum's own pfs directory: inputs linked in, an empty out/."""
-        pfs = self.work / f"{run.datum.id}-{run.tries}" / "pfs"
+    def prepare(self, run: DatumRun, worker: int | None = None) -> tuple[Path, dict[str, str]]:
+        """The datum's pfs directory: inputs linked in, an empty out/.
+
+        A batching worker keeps one directory, refilled for each datum, as a Pachyderm
+        worker keeps /pfs: a datum's inputs then sit at the same paths as the previous
+        datum's, so a warm Blender sees the same .blend and keeps it loaded.
+        """
+        name = f"worker-{worker}" if worker is not None else f"{run.datum.id}-{run.tries}"
+        pfs = self.work / name / "pfs"
         shutil.rmtree(pfs.parent, ignore_errors=True)
         (pfs / "out").mkdir(parents=True)
         for part in run.datum.parts:
@@ -121,7 +127,7 @@ class JobWorkers:
     def stop(self) -> None:
         self.stopping.set()
         for proc in list(self.processes):
-            _kill(proc)
+            kill_group(proc)
 
     def _spawn(self, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -141,9 +147,9 @@ class JobWorkers:
             proc = self._spawn({**self.base_env(), **env}, log)
             try:
                 code = proc.wait(timeout=self.spec.timeout)
-                error = "" if code == 0 else f"exited with code {code}: {_tail(log)}"
+                error = "" if code == 0 else f"exited with code {code}: {log_tail(log, 2)}"
             except subprocess.TimeoutExpired:
-                _kill(proc)
+                kill_group(proc)
                 error = f"timed out after {self.spec.timeout:g} s (datumTimeout)"
             self.processes.discard(proc)
             self.finish(run, not error, error, pfs)
@@ -170,7 +176,7 @@ class JobWorkers:
                 run = self.next_run()
                 if run is None:
                     return None
-                pfs, env = self.prepare(run)
+                pfs, env = self.prepare(run, index)
                 state.update(current=run, pfs=pfs, started=time.monotonic(),
                              served=int(state["served"]) + 1)  # type: ignore[call-overload]
                 return [f"{k}={v}" for k, v in env.items()]
@@ -186,7 +192,7 @@ class JobWorkers:
                     late = (isinstance(state["current"], DatumRun) and timeout is not None
                             and time.monotonic() - float(state["started"]) > timeout)  # type: ignore[arg-type]
                 if late:
-                    _kill(proc)
+                    kill_group(proc)
                     with guard:
                         current = state["current"]
                         state["current"] = None
@@ -201,22 +207,5 @@ class JobWorkers:
                 state["current"] = None
             if isinstance(current, DatumRun):  # the process died mid-datum
                 self.finish(current, False, f"worker exited with code {proc.returncode} mid-datum: "
-                            f"{_tail(log)}", state["pfs"])  # type: ignore[arg-type]
+                            f"{log_tail(log, 2)}", state["pfs"])  # type: ignore[arg-type]
         return int(state["served"])  # type: ignore[call-overload]
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait()
-
-
-def _tail(log: Path, lines: int = 2) -> str:
-    try:
-        text = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " | ".join(line.strip() for line in text[-lines:])

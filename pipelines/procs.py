@@ -1,0 +1,27 @@
+"""Child-process helpers shared by the Blender runner and the engine's workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a child started with ``start_new_session`` and everything it started."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def log_tail(log: Path, lines: int = 3, empty: str = "") -> str:
+    """The last lines of a log, joined on one line for an error message."""
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return empty
+    return " | ".join(line.strip() for line in text[-lines:]) or empty
