@@ -10,32 +10,16 @@ from pathlib import Path
 
 from pipelines import __version__
 from pipelines.blender import BlenderRunner
+from pipelines.deploy_cmd import DEPLOY_COMMANDS
+from pipelines.engine.cli import ENGINE_COMMANDS
 from pipelines.errors import UsageError
 from pipelines.exitcodes import run_main
+from pipelines.flags import add_plan_flags, flag_settings
 from pipelines.jobs import open_job
-from pipelines.planner import check_settings
-from pipelines.settings import JobSettings
+from pipelines.render_cmd import RENDER_COMMANDS
 from pipelines.split import plan_document, plan_job
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def add_plan_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags that override job settings; shared by ``plan`` and ``render``."""
-    parser.add_argument("--frames", metavar="SPEC",
-                        help="frames to render, e.g. 1-10,20,30-40 (default: the scene's range and step)")
-    parser.add_argument("--tiles", metavar="NXxNY", help="tile grid, e.g. 2x2 (default 1x1: whole frames)")
-    parser.add_argument("--chunk", metavar="N", type=int, help="frames per render task (default 1)")
-    parser.add_argument("--overscan", metavar="PX", type=int,
-                        help="margin rendered around each tile and cropped on merge (default 16)")
-    parser.add_argument("--scene", metavar="NAME", help="scene to render (default: the file's active scene)")
-
-
-def flag_settings(args: argparse.Namespace) -> JobSettings:
-    settings = JobSettings(frames=args.frames, tiles=args.tiles, chunk=args.chunk,
-                           overscan=args.overscan, scene=args.scene)
-    check_settings(settings, {name: f"--{name}" for name in ("frames", "tiles", "chunk", "overscan")})
-    return settings
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -95,14 +79,9 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 # Each entry adds one subcommand; later modules (render, deploy, ...) append theirs.
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_plan_parser, _demo_parser]  # type: ignore[type-arg]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
+    _plan_parser, _demo_parser, *RENDER_COMMANDS, *ENGINE_COMMANDS, *DEPLOY_COMMANDS]
 
-
-from pipelines.deploy_cmd import DEPLOY_COMMANDS  # noqa: E402
-from pipelines.engine.cli import ENGINE_COMMANDS  # noqa: E402
-from pipelines.render_cmd import RENDER_COMMANDS  # noqa: E402
-
-COMMANDS += [*RENDER_COMMANDS, *ENGINE_COMMANDS, *DEPLOY_COMMANDS]
 
 
 class _Parser(argparse.ArgumentParser):

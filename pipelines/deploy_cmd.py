@@ -8,6 +8,9 @@ from pathlib import Path
 
 from pipelines.deploy import deploy, deploy_requests, dry_run_text, fetch, submit
 from pipelines.errors import UsageError
+from pipelines.flags import add_plan_flags, flag_settings
+from pipelines.jobs import open_job
+from pipelines.render_cmd import stage_job
 from pipelines.image import build, push
 
 
@@ -35,10 +38,6 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from pipelines.cli import flag_settings
-    from pipelines.jobs import open_job
-    from pipelines.render_cmd import stage_job
-
     flags = flag_settings(args)
     source = open_job(Path(args.source))
     with tempfile.TemporaryDirectory(prefix="tilefarm-submit-") as tmp:
@@ -55,8 +54,6 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from pipelines.cli import add_plan_flags
-
     p = sub.add_parser("deploy", help="create or update the four pipelines on a Pachyderm cluster")
     p.add_argument("--pachd", required=True, metavar="HOST:PORT", help="pachd's gRPC address")
     p.add_argument("--image", required=True, help="the pipeline image, e.g. registry/tilefarm:1")

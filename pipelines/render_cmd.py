@@ -22,8 +22,9 @@ from pipelines.blender import BlenderRunner
 from pipelines.engine.engine import Engine, JobReport
 from pipelines.engine.progress import ProgressDisplay
 from pipelines.engine.specs import packaged_specs
-from pipelines.engine.store import Store, replace_entries
-from pipelines.errors import TilefarmError
+from pipelines.engine.store import FileInfo, Store, replace_entries
+from pipelines.errors import TilefarmError, UsageError
+from pipelines.flags import add_plan_flags, flag_settings
 from pipelines.jobs import JobSource, open_job
 from pipelines.plan import Plan
 from pipelines.schemas import dump, load
@@ -97,12 +98,12 @@ def _head(store: Store, repo: str) -> str | None:
     return head.id if head else None
 
 
-def _file(store: Store, repo: str, path: str):  # type: ignore[no-untyped-def]
+def _file(store: Store, repo: str, path: str) -> FileInfo | None:
     matches = [f for f in store.files(_head(store, repo), path) if f.path == path]
     return matches[0] if matches else None
 
 
-def _copy(store: Store, info, target: Path) -> None:  # type: ignore[no-untyped-def]
+def _copy(store: Store, info: FileInfo, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, staged = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     Path(staged).unlink()
@@ -111,14 +112,10 @@ def _copy(store: Store, info, target: Path) -> None:  # type: ignore[no-untyped-
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from pipelines.cli import flag_settings
-
     flags = flag_settings(args)
     if args.no_video:
         flags = dataclasses.replace(flags, video=VideoSettings(enabled=False))
     if args.workers < 1:
-        from pipelines.errors import UsageError
-
         raise UsageError(f"{args.workers} workers is not allowed; use 1 or more", flag="--workers")
     out = Path(args.out)
     root = Path(args.root) if args.root else out / ".tilefarm"
@@ -168,8 +165,6 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def _render_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from pipelines.cli import add_plan_flags
-
     p = sub.add_parser("render", help="render jobs on this machine: frames and a video",
                        description="Put each .blend or job directory into the blends repo, run "
                                    "splitter -> renderer -> merger -> encoder on this machine, and "
