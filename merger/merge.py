@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
 from pipelines import layout
-from pipelines.atomic import publish
+from pipelines.atomic import copy_file, publish
 from pipelines.blender import BlenderSession
 from pipelines.errors import MergeError
 from pipelines.exr import Placed, assemble, read_exrs, write_exr
@@ -62,10 +61,7 @@ def _pass_through(plan: Plan, frame: int, tiles_root: Path, target: Path,
     for source, destination in files:
         if not source.is_file():
             raise MergeError(f"{where} is missing its {source.name}", path=source)
-        staged = destination.with_name(f".{destination.name}.part")
-        staged.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, staged)
-        publish(staged, destination)  # the preview first: a final frame implies its preview
+        copy_file(source, destination)  # the preview first: a final frame implies its preview
     return target
 
 

@@ -31,6 +31,19 @@ def write_json(path: Path, document: Any) -> None:
     write_bytes(path, (json.dumps(document, indent=2, sort_keys=False) + "\n").encode("utf-8"))
 
 
+def copy_file(source: Path, path: Path) -> None:
+    """Copy ``source`` to ``path`` through a temporary file beside it and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def publish(tmp: Path, path: Path) -> None:
     """Move a finished file into place atomically, across filesystems too."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,12 +52,5 @@ def publish(tmp: Path, path: Path) -> None:
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        fd, staged = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            shutil.copyfile(tmp, staged)
-            os.replace(staged, path)
-        except BaseException:
-            Path(staged).unlink(missing_ok=True)
-            raise
+        copy_file(tmp, path)
         Path(tmp).unlink(missing_ok=True)

@@ -36,6 +36,9 @@ _SCRUBBED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYT
              "BLENDER_USER_EXTENSIONS", "BLENDER_SYSTEM_SCRIPTS", "BLENDER_SYSTEM_PYTHON",
              "BLENDER_SYSTEM_EXTENSIONS")
 
+# Blender's per-user directories, each pointed at an empty private one.
+_USER_DIRS = ("config", "scripts", "datafiles", "extensions")
+
 # Kinds of error the Blender side reports, and the exception each becomes.
 _ERROR_KINDS: dict[str, type[errors.TilefarmError]] = {
     "BlendFileError": errors.BlendFileError,
@@ -69,8 +72,8 @@ class BlenderRunner:
         """The argv and environment that run ``script`` with ``request`` -> ``result``."""
         env = {k: v for k, v in (os.environ if base_env is None else base_env).items()
                if k not in _SCRUBBED}
-        for name in ("CONFIG", "SCRIPTS", "DATAFILES", "EXTENSIONS"):
-            env[f"BLENDER_USER_{name}"] = str(home / name.lower())
+        for name in _USER_DIRS:
+            env[f"BLENDER_USER_{name.upper()}"] = str(home / name)
         env["PYTHONNOUSERSITE"] = "1"
         env["PYTHONUNBUFFERED"] = "1"
         if self.executable:
@@ -94,9 +97,7 @@ class BlenderRunner:
             work = Path(tmp)
             request_path, result_path = work / "request.json", work / "result.json"
             request_path.write_text(json.dumps(request), encoding="utf-8")
-            for sub in ("config", "scripts", "datafiles", "extensions"):
-                (work / "home" / sub).mkdir(parents=True)
-            inv = self.invocation(script, request_path, result_path, work / "home")
+            inv = self.invocation(script, request_path, result_path, _private_home(work))
             log = self._log_path(label)
             self.last_log = log
             returncode = self._execute(inv, log, limit, on_line)
@@ -182,9 +183,7 @@ class BlenderSession:
     def _start(self) -> subprocess.Popen[bytes]:
         self._tmp = tempfile.TemporaryDirectory(prefix="tilefarm-session-")
         self._work = Path(self._tmp.name)
-        for sub in ("config", "scripts", "datafiles", "extensions"):
-            (self._work / "home" / sub).mkdir(parents=True)
-        inv = self.runner.invocation(self.script, self._work, self._work, self._work / "home")
+        inv = self.runner.invocation(self.script, self._work, self._work, _private_home(self._work))
         argv = inv.argv[: inv.argv.index("--") + 1] + ["--session"]
         self.log = self.runner._log_path(self.label)
         sink = self.log.open("wb")
@@ -244,6 +243,14 @@ class BlenderSession:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+
+def _private_home(work: Path) -> Path:
+    """An empty Blender user home (config, scripts, datafiles, extensions) under ``work``."""
+    home = work / "home"
+    for sub in _USER_DIRS:
+        (home / sub).mkdir(parents=True)
+    return home
 
 
 def _pump_and_close(proc: subprocess.Popen[bytes], sink: Any) -> None:

@@ -45,19 +45,3 @@ def parse_frames(spec: str, *, flag: str = "--frames") -> list[int]:
                              f"starts); use {FRAMES_ALLOWED}", flag=flag)
         frames.update(range(first, last + 1, step))
     return sorted(frames)
-
-
-def format_frames(frames: list[int]) -> str:
-    """The shortest spec of consecutive runs, for messages: ``[1,2,3,7]`` -> ``1-3,7``."""
-    parts: list[str] = []
-    run_start = prev = None
-    for frame in sorted(frames):
-        if prev is not None and frame == prev + 1:
-            prev = frame
-            continue
-        if run_start is not None:
-            parts.append(f"{run_start}-{prev}" if prev != run_start else f"{run_start}")
-        run_start = prev = frame
-    if run_start is not None:
-        parts.append(f"{run_start}-{prev}" if prev != run_start else f"{run_start}")
-    return ",".join(parts)

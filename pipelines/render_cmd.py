@@ -10,14 +10,12 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines import layout
-from pipelines.atomic import publish
 from pipelines.blender import BlenderRunner
 from pipelines.engine.engine import Engine, JobReport
 from pipelines.engine.progress import ProgressDisplay
@@ -80,7 +78,7 @@ def export(store: Store, job: str, out: Path, video: bool) -> str:
         if info is None:
             raise TilefarmError(f"job {job}: frame {frame} was not made; see "
                                 "`tilefarm list job` and `tilefarm logs -p renderer`")
-        _copy(store, info, layout.frame_path(out, job, frame, plan.output.extension))
+        store.export(info, layout.frame_path(out, job, frame, plan.output.extension))
     message = f"{len(plan.frames)} frames in {out / job / 'frames'}"
     if video and plan.video.enabled:
         videos = [f for f in store.files(_head(store, "encoder"), f"/{job}")
@@ -88,7 +86,7 @@ def export(store: Store, job: str, out: Path, video: bool) -> str:
         if not videos:
             raise TilefarmError(f"job {job}: no video was made; see `tilefarm logs -p encoder`")
         target = out / job / Path(videos[0].path).name
-        _copy(store, videos[0], target)
+        store.export(videos[0], target)
         message += f", video {target}"
     return message
 
@@ -101,14 +99,6 @@ def _head(store: Store, repo: str) -> str | None:
 def _file(store: Store, repo: str, path: str) -> FileInfo | None:
     matches = [f for f in store.files(_head(store, repo), path) if f.path == path]
     return matches[0] if matches else None
-
-
-def _copy(store: Store, info: FileInfo, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, staged = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    Path(staged).unlink()
-    shutil.copyfile(store.object_path(info.hash), staged)
-    publish(Path(staged), target)
 
 
 def cmd_render(args: argparse.Namespace) -> int:

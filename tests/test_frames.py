@@ -1,7 +1,7 @@
 import pytest
 
 from pipelines.errors import UsageError
-from pipelines.frames import format_frames, parse_frames, scene_frames
+from pipelines.frames import parse_frames, scene_frames
 
 
 @pytest.mark.parametrize("spec, frames", [
@@ -37,8 +37,3 @@ def test_scene_frames_honour_step() -> None:
     assert scene_frames(1, 7, 3) == [1, 4, 7]
     assert scene_frames(1, 8, 3) == [1, 4, 7]
     assert scene_frames(5, 4, 1) == []
-
-
-def test_format_frames() -> None:
-    assert format_frames([7, 1, 2, 3, 9]) == "1-3,7,9"
-    assert format_frames([]) == ""

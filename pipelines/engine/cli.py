@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipelines.atomic import publish
 from pipelines.engine.engine import ROOT_ENV, Engine
 from pipelines.engine.progress import ProgressDisplay, status_table, table
 from pipelines.engine.specs import read_spec
@@ -124,10 +123,7 @@ def cmd_get_file(args: argparse.Namespace) -> int:
         dest = Path(args.output)
         for f in files:
             target = dest if f.path == path else dest / f.path[len(path.rstrip("/")) + 1:]
-            staged = target.with_name(f".{target.name}.part")
-            staged.unlink(missing_ok=True)
-            engine.store.materialize(f, staged)
-            publish(staged, target)  # never a half-written file at the destination
+            engine.store.export(f, target)  # never a half-written file at the destination
     return 0
 
 

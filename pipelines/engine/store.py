@@ -12,7 +12,6 @@ import hashlib
 import os
 import shutil
 import sqlite3
-import tempfile
 import threading
 import time
 import uuid
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.atomic import copy_file
 from pipelines.errors import TilefarmError
 
 SCHEMA = """
@@ -127,17 +127,16 @@ class Store:
         digest = sha.hexdigest()
         target = self.object_path(digest)
         if not target.exists():
-            target.parent.mkdir(exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-            os.close(fd)
-            try:
-                shutil.copyfile(source, tmp)
-                os.chmod(tmp, 0o444)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            staged = target.with_name(f".incoming-{uuid.uuid4().hex}")
+            copy_file(source, staged)
+            os.chmod(staged, 0o444)
+            os.replace(staged, target)
         return FileInfo("", digest, target.stat().st_size)
+
+    def export(self, info: FileInfo, dest: Path) -> None:
+        """Copy the file's bytes to ``dest`` outside the store, appearing whole or not at all
+        (a copy, never a link: what a user edits must not be the store's object)."""
+        copy_file(self.object_path(info.hash), dest)
 
     def materialize(self, info: FileInfo, dest: Path) -> None:
         """Place the file's bytes at ``dest`` (a hard link where possible: no copy)."""
@@ -228,13 +227,6 @@ class Store:
                 if existing.startswith(path + "/") or path.startswith(existing + "/"):
                     del files[existing]
             files[path] = FileInfo(path, info.hash, info.size)
-        return self.write_commit(repo, branch, files, parent=head.id if head else None)
-
-    def delete_files(self, repo: str, branch: str, path: str) -> Commit:
-        head = self.head(repo, branch)
-        path = normalize(path)
-        files = {f.path: f for f in self.files(head.id if head else None)
-                 if not (f.path == path or f.path.startswith(path.rstrip("/") + "/"))}
         return self.write_commit(repo, branch, files, parent=head.id if head else None)
 
 
