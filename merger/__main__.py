@@ -12,7 +12,7 @@ from pathlib import Path
 
 from merger.merge import merge_frame, read_plan
 from pipelines import layout
-from pipelines.blender import BlenderRunner, BlenderSession
+from pipelines.blender import KEEP_HEAP, BlenderRunner, BlenderSession
 from pipelines.errors import MergeError
 from pipelines.pfs import datum_entries, pfs_root
 from pipelines.stage import run_stage, serve_datums, stage_parser
@@ -46,7 +46,7 @@ def merge_datum(args: argparse.Namespace, session: BlenderSession) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    with BlenderSession(BlenderRunner(), label="merger") as session:
+    with BlenderSession(BlenderRunner(extra_env=KEEP_HEAP), label="merger") as session:
         return serve_datums("merger", lambda: merge_datum(args, session))
 
 

@@ -36,6 +36,13 @@ _SCRUBBED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYT
              "BLENDER_USER_EXTENSIONS", "BLENDER_SYSTEM_SCRIPTS", "BLENDER_SYSTEM_PYTHON",
              "BLENDER_SYSTEM_EXTENSIONS")
 
+# glibc malloc settings for a child that composites frame after frame: freed memory stays in
+# the heap instead of going back to the kernel, so each frame's large buffers (the Denoise
+# node's among them) are reused rather than page-faulted in afresh. At 640x360 the denoised
+# compose went from 1.38 s to 1.20 s a frame; the cost is that the child keeps its peak
+# memory (about 0.3 GB more there). Other allocators ignore these variables.
+KEEP_HEAP = {"MALLOC_MMAP_THRESHOLD_": str(4 << 30), "MALLOC_TRIM_THRESHOLD_": str(64 << 30)}
+
 # Blender's per-user directories, each pointed at an empty private one.
 _USER_DIRS = ("config", "scripts", "datafiles", "extensions")
 
@@ -66,6 +73,7 @@ class BlenderRunner:
     log_dir: Path | None = None
     popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen
     last_log: Path | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)  # set in the child, e.g. KEEP_HEAP
 
     def invocation(self, script: Path, request: Path, result: Path, home: Path,
                    base_env: Mapping[str, str] | None = None) -> Invocation:
@@ -76,6 +84,7 @@ class BlenderRunner:
             env[f"BLENDER_USER_{name.upper()}"] = str(home / name)
         env["PYTHONNOUSERSITE"] = "1"
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.extra_env)
         if self.executable:
             argv = [self.executable, "--background", "--factory-startup", "--disable-autoexec",
                     "--python-exit-code", "3", "--python", str(script), "--",

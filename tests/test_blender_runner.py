@@ -1,12 +1,13 @@
 """The runner's argv, environment and failure handling; the scripts here need no Blender."""
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from pipelines.blender import MAIN_SCRIPT, BlenderRunner
+from pipelines.blender import KEEP_HEAP, MAIN_SCRIPT, BlenderRunner
 from pipelines.errors import BlenderError, BlenderTimeout, SceneError
 
 
@@ -86,3 +87,33 @@ def test_progress_lines_are_streamed(tmp_path: Path) -> None:
 def test_request_is_json(tmp_path: Path) -> None:
     child = script(tmp_path, "json.dump({'ok': True, 'result': open(req).read()}, open(res, 'w'))\n")
     assert json.loads(BlenderRunner(log_dir=tmp_path).run({"a": [1]}, script=child)) == {"a": [1]}
+
+
+def test_extra_env_reaches_the_child(tmp_path: Path) -> None:
+    child = script(tmp_path, "json.dump({'ok': True, 'result': {k: os.environ.get(k) for k in "
+                   "('MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_')}}, open(res, 'w'))\n")
+    assert BlenderRunner(log_dir=tmp_path).run({}, script=child) == {
+        "MALLOC_MMAP_THRESHOLD_": None, "MALLOC_TRIM_THRESHOLD_": None}
+    assert BlenderRunner(log_dir=tmp_path, extra_env=KEEP_HEAP).run({}, script=child) == KEEP_HEAP
+
+
+def test_merger_session_keeps_its_heap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The merger composes frame after frame: its Blender keeps freed memory (KEEP_HEAP)."""
+    import merger.__main__ as merger_main
+
+    seen = []
+
+    class Recorder:
+        def __init__(self, runner: BlenderRunner, **kwargs: object) -> None:
+            seen.append(runner)
+
+        def __enter__(self) -> "Recorder":
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    monkeypatch.setattr(merger_main, "BlenderSession", Recorder)
+    monkeypatch.setattr(merger_main, "serve_datums", lambda prog, datum: 0)
+    assert merger_main.run(argparse.Namespace()) == 0
+    assert seen and seen[0].extra_env == KEEP_HEAP
