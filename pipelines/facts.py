@@ -47,6 +47,16 @@ class Denoise:
 
 
 @dataclass(frozen=True)
+class AdaptiveSampling:
+    """Cycles' adaptive sampling: its filter passes are the only way a pixel's render reads
+    its neighbours, so they set the overscan a tile needs (``pipelines.planner``)."""
+
+    enabled: bool  # scene.cycles.use_adaptive_sampling (False for other engines)
+    min_samples: int  # scene.cycles.adaptive_min_samples; 0 is Cycles' automatic choice
+    sample_offset: int  # scene.cycles.sample_offset: sample indices start here
+
+
+@dataclass(frozen=True)
 class Output:
     file_format: str  # Blender's image format: PNG, JPEG, OPEN_EXR, OPEN_EXR_MULTILAYER, ...
     extension: str  # ".png", ".jpg", ".exr", ...
@@ -92,6 +102,7 @@ class SceneFacts:
     fps_base: float
     engine: str
     samples: int
+    adaptive_sampling: AdaptiveSampling
     camera: str | None
     camera_markers: list[CameraMarker]
     view_layers: list[ViewLayer]

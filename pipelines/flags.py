@@ -15,7 +15,8 @@ def add_plan_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tiles", metavar="NXxNY", help="tile grid, e.g. 2x2 (default 1x1: whole frames)")
     parser.add_argument("--chunk", metavar="N", type=int, help="frames per render task (default 1)")
     parser.add_argument("--overscan", metavar="PX", type=int,
-                        help="margin rendered around each tile and cropped on merge (default 16)")
+                        help="margin rendered around each tile and cropped on merge (default: what "
+                        "the scene's adaptive sampling needs, 0-16)")
     parser.add_argument("--scene", metavar="NAME", help="scene to render (default: the file's active scene)")
 
 

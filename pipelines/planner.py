@@ -9,7 +9,7 @@ from pipelines.facts import SceneFacts
 from pipelines.formats import frame_format
 from pipelines.frames import parse_frames, scene_frames
 from pipelines.plan import PLAN_VERSION, OutputSpec, Plan, Region, Task, Tile, VideoSpec
-from pipelines.settings import DEFAULT_CHUNK, DEFAULT_OVERSCAN, JobSettings
+from pipelines.settings import DEFAULT_CHUNK, MAX_AUTO_OVERSCAN, JobSettings
 from pipelines.tiling import Rect, border_for, grid_tiles, parse_grid
 
 DEFAULT_VIDEO = VideoSpec(enabled=True, codec="h264", crf=18, preset="medium", audio=None)
@@ -49,7 +49,7 @@ def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
     nx, ny = parse_grid(settings.tiles, flag=flag("tiles")) if settings.tiles else (1, 1)
     rects = grid_tiles(facts.width, facts.height, nx, ny, flag=flag("tiles"))
     chunk = settings.chunk if settings.chunk is not None else DEFAULT_CHUNK
-    overscan = settings.overscan if settings.overscan is not None else DEFAULT_OVERSCAN
+    overscan = settings.overscan if settings.overscan is not None else auto_overscan(facts)
 
     tiles = [_tile(i, rect, facts.width, facts.height, overscan) for i, rect in enumerate(rects)]
     chunks = [frames[i:i + chunk] for i in range(0, len(frames), chunk)]
@@ -75,6 +75,36 @@ def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
         output=OutputSpec(file_format=fmt.blender, extension=fmt.extension,
                           preview=not fmt.encodable),
         video=video_spec, facts=facts)
+
+
+# Cycles filters adaptive sampling after sample indices s with s % 16 == 15 past the minimum
+# samples (AdaptiveSampling::need_filter); the minimum is 4 or more, automatic or not.
+ADAPTIVE_STEP = 16
+ADAPTIVE_MIN_SAMPLES = 4
+
+
+def adaptive_filter_passes(facts: SceneFacts) -> int:
+    """How many adaptive-sampling filter passes a render of the scene runs, at most."""
+    adaptive = facts.adaptive_sampling
+    if facts.engine != "CYCLES" or not adaptive.enabled:
+        return 0
+    last = adaptive.sample_offset + facts.samples - 1  # the last sample index rendered
+    floor = max(ADAPTIVE_MIN_SAMPLES, adaptive.min_samples)
+    return max(0, (last + 1) // ADAPTIVE_STEP - (floor + 1) // ADAPTIVE_STEP)
+
+
+def auto_overscan(facts: SceneFacts) -> int:
+    """The margin a tile needs to match the whole-frame render.
+
+    A pixel's samples depend on its neighbours only through adaptive sampling's filter:
+    each pass marks the pixels around an unconverged one unconverged too, so a pixel can
+    feel one more pixel away per pass, and a margin of one pixel per pass makes a tile
+    exact. Without adaptive filtering (adaptive sampling off, or fewer samples than its
+    first pass) tiles need none. Above ``MAX_AUTO_OVERSCAN`` passes the margin stays at
+    that, the 16 px DESIGN.md measured; a job that wants the proof sets ``overscan`` to
+    the pass count.
+    """
+    return min(adaptive_filter_passes(facts), MAX_AUTO_OVERSCAN)
 
 
 def check_settings(settings: JobSettings, origins: Mapping[str, str] | None = None) -> None:

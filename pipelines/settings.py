@@ -16,7 +16,8 @@ from pipelines.errors import SettingsError
 from pipelines.schemas import load, validate
 
 SETTINGS_FILE = "tilefarm.json"
-DEFAULT_OVERSCAN = 16
+# The most overscan chosen for a scene when the job sets none (pipelines.planner.auto_overscan).
+MAX_AUTO_OVERSCAN = 16
 DEFAULT_CHUNK = 1
 
 

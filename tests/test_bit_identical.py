@@ -2,11 +2,12 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipelines.settings import JobSettings
 from tests.conftest import Scenes
-from tests.pipeline import assert_identical, reference, run_pipeline
+from tests.pipeline import assert_identical, pixels, reference, run_pipeline
 
 pytestmark = pytest.mark.blender
 
@@ -23,6 +24,7 @@ CASES = [
     ("camera_markers", "2x2"),
     ("transparent_exr", "3x2"),
     ("registered_script", "2x2"),
+    ("adaptive", "3x3"), ("adaptive", "2x2"),
     # Whole-frame tasks render final frames directly: the same promise holds.
     ("denoise", "1x1"), ("transparent_exr", "1x1"), ("percentage_jpeg", "1x1"),
     ("camera_markers", "1x1"), ("two_layers", "1x1"),
@@ -41,6 +43,23 @@ def test_frames_match_blenders_own_render(scenes: Scenes, references: dict[str, 
     run = run_pipeline(scenes[name], tmp_path / "pfs", JobSettings(tiles=grid, chunk=2))
     expected = references[name]
     assert run.plan.frames == sorted(expected)
+    # Below adaptive sampling's first filter pass tiles need no margin, and still match.
+    assert run.plan.overscan == (4 if name == "adaptive" else 0)
     for frame in run.plan.frames:
         assert_identical(run.frame(frame), expected[frame])
     assert not scenes.marker.exists(), "the registered script ran"
+
+
+def test_adaptive_tiles_without_their_margin_differ(scenes: Scenes,
+                                                    references: dict[str, dict[int, Path]],
+                                                    tmp_path: Path) -> None:
+    """The control for the ``adaptive`` cases (a margin of 4 px, one per filter pass, after
+    samples 16, 32, 48 and 64): the same tiles with no margin differ from Blender's own
+    render, so their matching above proves the margin, not luck."""
+    bare = run_pipeline(scenes["adaptive"], tmp_path / "pfs",
+                        JobSettings(tiles="3x3", chunk=2, overscan=0))
+    differing = [f for f in bare.plan.frames
+                 if not np.array_equal(pixels(bare.frame(f))["pixels"],
+                                       pixels(references["adaptive"][f])["pixels"])]
+    assert differing, "tiles without overscan matched anyway: the scene does not test the margin"
+

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from pipelines.errors import SceneError, UsageError
-from pipelines.facts import CameraMarker
+from pipelines.facts import AdaptiveSampling, CameraMarker, SceneFacts
 from pipelines.plan import Plan
-from pipelines.planner import make_plan
+from pipelines.planner import adaptive_filter_passes, make_plan
 from pipelines.schemas import dump, load, validate
-from pipelines.settings import JobSettings
+from pipelines.settings import MAX_AUTO_OVERSCAN, JobSettings
 from tests.factories import make_facts
 
 
@@ -96,3 +96,33 @@ def test_schema_rejects_unknown_keys() -> None:
     document["tasks"][0]["extra"] = 1
     with pytest.raises(Exception, match="unknown key"):
         validate("plan", document)
+
+
+def adaptive(samples: int, *, enabled: bool = True, min_samples: int = 0, offset: int = 0,
+             engine: str = "CYCLES") -> SceneFacts:
+    return make_facts(samples=samples, engine=engine, adaptive_sampling=AdaptiveSampling(
+        enabled=enabled, min_samples=min_samples, sample_offset=offset))
+
+
+def test_adaptive_filter_passes_follow_cycles_schedule() -> None:
+    # Cycles filters after sample indices 15, 31, 47, ... once past the minimum (4 or more).
+    assert adaptive_filter_passes(adaptive(4)) == 0
+    assert adaptive_filter_passes(adaptive(15)) == 0
+    assert adaptive_filter_passes(adaptive(16)) == 1
+    assert adaptive_filter_passes(adaptive(64)) == 4
+    assert adaptive_filter_passes(adaptive(64, min_samples=15)) == 3  # index 15 is not past 15
+    assert adaptive_filter_passes(adaptive(64, min_samples=14)) == 4
+    assert adaptive_filter_passes(adaptive(64, min_samples=64)) == 0
+    assert adaptive_filter_passes(adaptive(8, offset=8)) == 1  # indices 8..15
+    assert adaptive_filter_passes(adaptive(4096, enabled=False)) == 0
+    assert adaptive_filter_passes(adaptive(4096, engine="BLENDER_EEVEE_NEXT")) == 0
+
+
+def test_default_overscan_is_what_adaptive_sampling_needs() -> None:
+    tiles = JobSettings(tiles="3x3")
+    assert make_plan("shot", "shot.blend", adaptive(8), tiles).overscan == 0
+    assert make_plan("shot", "shot.blend", adaptive(128), tiles).overscan == 8
+    assert make_plan("shot", "shot.blend", adaptive(4096), tiles).overscan == MAX_AUTO_OVERSCAN
+    assert make_plan("shot", "shot.blend", adaptive(4096, enabled=False), tiles).overscan == 0
+    # A job's own overscan always wins.
+    assert make_plan("shot", "shot.blend", adaptive(8), JobSettings(tiles="3x3", overscan=5)).overscan == 5

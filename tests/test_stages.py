@@ -32,7 +32,7 @@ def pipeline_run(scenes: Scenes, tmp_path_factory: pytest.TempPathFactory) -> Pa
     job = pfs / "blends" / "shot"
     job.mkdir(parents=True)
     shutil.copy(scenes["odd_size"], job / "shot.blend")
-    (job / "tilefarm.json").write_text(json.dumps({"tiles": "2x2", "chunk": 2}))
+    (job / "tilefarm.json").write_text(json.dumps({"tiles": "2x2", "chunk": 2, "overscan": 16}))
     stage(pfs, "splitter", {"blends": "/pfs/blends/shot"})
     collect(pfs, "splitter")
     tasks = sorted((pfs / "splitter" / "shot" / "tasks").iterdir())

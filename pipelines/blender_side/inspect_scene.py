@@ -25,6 +25,7 @@ def facts(scene):
         "fps_base": render.fps_base,
         "engine": render.engine,
         "samples": _samples(scene),
+        "adaptive_sampling": _adaptive(scene),
         "camera": scene.camera.name if scene.camera else None,
         "camera_markers": [{"frame": m.frame, "camera": m.camera.name}
                            for m in sorted(scene.timeline_markers, key=lambda m: m.frame)
@@ -47,6 +48,14 @@ def _samples(scene):
         return scene.cycles.samples
     eevee = getattr(scene, "eevee", None)
     return getattr(eevee, "taa_render_samples", 0) if eevee else 0
+
+
+def _adaptive(scene):
+    if scene.render.engine != "CYCLES":
+        return {"enabled": False, "min_samples": 0, "sample_offset": 0}
+    c = scene.cycles
+    return {"enabled": bool(c.use_adaptive_sampling), "min_samples": c.adaptive_min_samples,
+            "sample_offset": getattr(c, "sample_offset", 0)}
 
 
 def _passes(layer):

@@ -187,6 +187,15 @@ def ntsc_rate():
     scene.render.fps, scene.render.fps_base = 24, 1.001
 
 
+def adaptive():
+    """Adaptive sampling that really filters (the other scenes stop before its first pass):
+    64 samples from a minimum of 4 give passes after samples 16, 32, 48 and 64, and a loose
+    noise threshold lets some pixels converge while their neighbours do not."""
+    scene = base(width=64, height=48, end=2, samples=64)
+    scene.cycles.adaptive_min_samples = 4
+    scene.cycles.adaptive_threshold = 0.05
+
+
 def no_camera():
     base(end=2, camera=False)
 
@@ -214,6 +223,7 @@ CASES = {
     "transparent_exr": transparent_exr,
     "registered_script": registered_script,
     "no_camera": no_camera,
+    "adaptive": adaptive,
     "sound_video": sound_video,
     "ntsc_rate": ntsc_rate,
 }
