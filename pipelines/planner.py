@@ -78,7 +78,8 @@ def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
 
 
 # Cycles filters adaptive sampling after sample indices s with s % 16 == 15 past the minimum
-# samples (AdaptiveSampling::need_filter); the minimum is 4 or more, automatic or not.
+# samples (AdaptiveSampling::need_filter). The minimum is 4 or more, automatic or not, so
+# counting from 4 (and from index 0, not the sample offset) counts passes high, never low.
 ADAPTIVE_STEP = 16
 ADAPTIVE_MIN_SAMPLES = 4
 
@@ -96,7 +97,8 @@ def adaptive_filter_passes(facts: SceneFacts) -> int:
 def auto_overscan(facts: SceneFacts) -> int:
     """The margin a tile needs to match the whole-frame render.
 
-    A pixel's samples depend on its neighbours only through adaptive sampling's filter:
+    In Cycles a pixel's samples depend on its neighbours only through adaptive sampling's
+    filter (path guiding, which learns from the whole render, is the exception):
     each pass marks the pixels around an unconverged one unconverged too, so a pixel can
     feel one more pixel away per pass, and a margin of one pixel per pass makes a tile
     exact. Without adaptive filtering (adaptive sampling off, or fewer samples than its
