@@ -98,7 +98,8 @@ def auto_overscan(facts: SceneFacts) -> int:
     """The margin a tile needs to match the whole-frame render.
 
     In Cycles a pixel's samples depend on its neighbours only through adaptive sampling's
-    filter (path guiding, which learns from the whole render, is the exception):
+    filter (path guiding aside: it learns from the whole render, and with it even two of
+    Blender's own renders differ):
     each pass marks the pixels around an unconverged one unconverged too, so a pixel can
     feel one more pixel away per pass, and a margin of one pixel per pass makes a tile
     exact. Without adaptive filtering (adaptive sampling off, or fewer samples than its
