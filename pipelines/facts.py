@@ -54,6 +54,7 @@ class AdaptiveSampling:
     enabled: bool  # scene.cycles.use_adaptive_sampling (False for other engines)
     min_samples: int  # scene.cycles.adaptive_min_samples; 0 is Cycles' automatic choice
     sample_offset: int  # scene.cycles.sample_offset: sample indices start here
+    max_samples: int  # the most samples a rendered view layer takes, its overrides included
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def adaptive_filter_passes(facts: SceneFacts) -> int:
     adaptive = facts.adaptive_sampling
     if facts.engine != "CYCLES" or not adaptive.enabled:
         return 0
-    last = adaptive.sample_offset + facts.samples - 1  # the last sample index rendered
+    last = adaptive.sample_offset + adaptive.max_samples - 1  # the last sample index rendered
     floor = max(ADAPTIVE_MIN_SAMPLES, adaptive.min_samples)
     return max(0, (last + 1) // ADAPTIVE_STEP - (floor + 1) // ADAPTIVE_STEP)
 

@@ -99,9 +99,10 @@ def test_schema_rejects_unknown_keys() -> None:
 
 
 def adaptive(samples: int, *, enabled: bool = True, min_samples: int = 0, offset: int = 0,
-             engine: str = "CYCLES") -> SceneFacts:
+             engine: str = "CYCLES", layer_samples: int | None = None) -> SceneFacts:
     return make_facts(samples=samples, engine=engine, adaptive_sampling=AdaptiveSampling(
-        enabled=enabled, min_samples=min_samples, sample_offset=offset))
+        enabled=enabled, min_samples=min_samples, sample_offset=offset,
+        max_samples=samples if layer_samples is None else layer_samples))
 
 
 def test_adaptive_filter_passes_follow_cycles_schedule() -> None:
@@ -114,6 +115,7 @@ def test_adaptive_filter_passes_follow_cycles_schedule() -> None:
     assert adaptive_filter_passes(adaptive(64, min_samples=14)) == 4
     assert adaptive_filter_passes(adaptive(64, min_samples=64)) == 0
     assert adaptive_filter_passes(adaptive(8, offset=8)) == 1  # indices 8..15
+    assert adaptive_filter_passes(adaptive(8, layer_samples=64)) == 4  # a view layer's override
     assert adaptive_filter_passes(adaptive(4096, enabled=False)) == 0
     assert adaptive_filter_passes(adaptive(4096, engine="BLENDER_EEVEE_NEXT")) == 0
 

@@ -52,10 +52,20 @@ def _samples(scene):
 
 def _adaptive(scene):
     if scene.render.engine != "CYCLES":
-        return {"enabled": False, "min_samples": 0, "sample_offset": 0}
+        return {"enabled": False, "min_samples": 0, "sample_offset": 0, "max_samples": 0}
     c = scene.cycles
     return {"enabled": bool(c.use_adaptive_sampling), "min_samples": c.adaptive_min_samples,
-            "sample_offset": getattr(c, "sample_offset", 0)}
+            "sample_offset": getattr(c, "sample_offset", 0),
+            "max_samples": max([_layer_samples(c, layer) for layer in scene.view_layers
+                                if layer.use] or [c.samples])}
+
+
+def _layer_samples(cycles, layer):
+    """A view layer's own sample count overrides the scene's (``use_layer_samples``)."""
+    mode = getattr(cycles, "use_layer_samples", "IGNORE")
+    if mode == "IGNORE" or not layer.samples:
+        return cycles.samples
+    return layer.samples if mode == "USE" else min(layer.samples, cycles.samples)
 
 
 def _passes(layer):

@@ -190,8 +190,11 @@ def ntsc_rate():
 def adaptive():
     """Adaptive sampling that really filters (the other scenes stop before its first pass):
     64 samples from a minimum of 4 give passes after samples 16, 32, 48 and 64, and a loose
-    noise threshold lets some pixels converge while their neighbours do not."""
-    scene = base(width=64, height=48, end=2, samples=64)
+    noise threshold lets some pixels converge while their neighbours do not. The 64 come
+    from the view layer's override of the scene's 8, which the planner must see."""
+    scene = base(width=64, height=48, end=2, samples=8)
+    scene.cycles.use_layer_samples = "USE"
+    scene.view_layers[0].samples = 64
     scene.cycles.adaptive_min_samples = 4
     scene.cycles.adaptive_threshold = 0.05
 
