@@ -197,6 +197,15 @@ def adaptive():
     scene.view_layers[0].samples = 64
     scene.cycles.adaptive_min_samples = 4
     scene.cycles.adaptive_threshold = 0.05
+    return scene
+
+
+def adaptive_cycles_tiles():
+    """``adaptive`` rendered by Cycles in its own 16 px tiles (``use_auto_tile``), as a 4K
+    frame is in 2048 px ones: tiles whose edges are not tilefarm's."""
+    scene = adaptive()
+    scene.cycles.use_auto_tile = True
+    scene.cycles.tile_size = 16
 
 
 def no_camera():
@@ -227,6 +236,7 @@ CASES = {
     "registered_script": registered_script,
     "no_camera": no_camera,
     "adaptive": adaptive,
+    "adaptive_cycles_tiles": adaptive_cycles_tiles,
     "sound_video": sound_video,
     "ntsc_rate": ntsc_rate,
 }
