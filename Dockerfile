@@ -33,4 +33,4 @@ ENV PATH=/opt/tilefarm/bin:$PATH \
 COPY dist/ /tmp/dist/
 RUN pip install --no-cache-dir --no-index --no-deps /tmp/dist/*.whl && rm -rf /tmp/dist
 WORKDIR /pfs
-CMD ["python3", "-m", "splitter", "--help"]
+CMD ["python3", "-m", "tilefarm.splitter", "--help"]

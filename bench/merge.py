@@ -21,8 +21,9 @@ import OpenEXR
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.exr import ExrImage, Placed, assemble, read_exr, read_exrs, write_exr  # noqa: E402
-from pipelines.tiling import grid_tiles, parse_grid  # noqa: E402
+from tilefarm.merger.exr import ExrImage, Placed, assemble, read_exr, read_exrs, write_exr  # noqa: E402
+
+from tilefarm.plan.tiling import grid_tiles, parse_grid  # noqa: E402
 
 WIDTH, HEIGHT, OVERSCAN = 3840, 2160, 16
 # Passes a compositing scene typically reads: combined, depth, normal, denoising data.

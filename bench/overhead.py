@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipelines.blender import BlenderRunner  # noqa: E402
+from tilefarm.blender.runner import BlenderRunner  # noqa: E402
 
 # Blender's own animation render of a file: the reference the tests compare frames with.
 OWN_RENDER = ROOT / "tests" / "scenes" / "build_scenes.py"
@@ -32,8 +32,7 @@ TILEFARM = Path(sys.executable).parent / "tilefarm"
 
 def own(blend: Path, out: Path) -> float:
     start = time.perf_counter()
-    BlenderRunner(timeout=3600).run({"reference": str(blend), "out": str(out)},
-                                    script=OWN_RENDER, label="bench-own")
+    BlenderRunner(timeout=3600).run_script(OWN_RENDER, {"reference": str(blend), "out": str(out)}, label="bench-own")
     return time.perf_counter() - start
 
 

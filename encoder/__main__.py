@@ -1,4 +1,4 @@
-"""``python -m encoder``: encode each job of this datum into ``/pfs/out/<job>/<job>.mp4``.
+"""``python -m tilefarm.encoder``: encode each job of this datum into ``/pfs/out/<job>/<job>.mp4``.
 
 A datum is one job: its final frames (``/pfs/merger/<job>/``), its plan
 (``/pfs/splitter/<job>/plan.json``) and its blend (``/pfs/blends/...``, for the
@@ -13,14 +13,15 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-from encoder.encode import encode, frame_rate
-from merger.merge import read_plan
-from pipelines import layout
-from pipelines.blender import BlenderRunner
-from pipelines.errors import EncodeError
-from pipelines.pfs import datum_entries, pfs_root
-from pipelines.plan import Plan
-from pipelines.stage import run_stage, stage_parser
+from tilefarm.encoder.encode import encode, frame_rate
+
+from tilefarm.blender.runner import BlenderRunner
+from tilefarm.blender.side.protocol import MixdownRequest
+from tilefarm.errors import EncodeError
+from tilefarm.plan import layout
+from tilefarm.plan.model import Plan, read_plan
+from tilefarm.runtime.pfs import datum_entries, pfs_root
+from tilefarm.runtime.stage import run_stage, stage_parser
 
 
 def audio_for(plan: Plan, blends: Path, work: Path, runner: BlenderRunner) -> tuple[Path | None, float]:
@@ -39,8 +40,8 @@ def audio_for(plan: Plan, blends: Path, work: Path, runner: BlenderRunner) -> tu
         return path, offset
     if not any(not s.mute for s in plan.facts.sound_strips):
         return None, 0.0
-    mix = runner.run({"action": "mixdown", "blend": str(blends / plan.blend), "scene": plan.scene,
-                      "target": str(work / "mixdown.wav")}, label=f"mixdown-{plan.job}")
+    mix = runner.run(MixdownRequest(blend=str(blends / plan.blend), scene=plan.scene,
+                                    target=str(work / "mixdown.wav")), label=f"mixdown-{plan.job}")
     return (Path(mix), offset) if mix is not None else (None, 0.0)
 
 

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
-from encoder.codecs import CODECS, Codec
-from pipelines import layout
-from pipelines.atomic import publish
-from pipelines.errors import EncodeError
-from pipelines.plan import Plan
+from tilefarm.errors import EncodeError
+from tilefarm.plan import layout
+from tilefarm.plan.formats import CODECS, Codec
+from tilefarm.plan.model import Plan
+from tilefarm.runtime.files import publish
 
 Run = Callable[..., subprocess.CompletedProcess[bytes]]
 

@@ -1,4 +1,4 @@
-"""``python -m merger``: assemble each frame of this datum into ``/pfs/out/<job>/frames/``.
+"""``python -m tilefarm.merger``: assemble each frame of this datum into ``/pfs/out/<job>/frames/``.
 
 A datum is one frame: its tiles (``/pfs/renderer/<job>/tiles/<frame>/``), the
 job's plan (``/pfs/splitter/<job>/plan.json``) and its blend (``/pfs/blends/...``).
@@ -10,12 +10,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from merger.merge import merge_frame, read_plan
-from pipelines import layout
-from pipelines.blender import KEEP_HEAP, BlenderRunner, BlenderSession
-from pipelines.errors import MergeError
-from pipelines.pfs import datum_entries, pfs_root
-from pipelines.stage import run_stage, serve_datums, stage_parser
+from tilefarm.merger.merge import merge_frame
+from tilefarm.pipelines.worker import serve_datums
+
+from tilefarm.blender.runner import KEEP_HEAP, BlenderRunner, BlenderSession
+from tilefarm.errors import MergeError
+from tilefarm.plan import layout
+from tilefarm.plan.model import read_plan
+from tilefarm.runtime.pfs import datum_entries, pfs_root
+from tilefarm.runtime.stage import run_stage, stage_parser
 
 
 def frames_of_datum(root: Path, tiles_input: str) -> list[tuple[str, int]]:

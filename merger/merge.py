@@ -5,18 +5,28 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from pipelines import layout
-from pipelines.atomic import copy_file, publish
-from pipelines.blender import BlenderSession
-from pipelines.errors import MergeError
-from pipelines.exr import Placed, assemble, read_exrs, write_exr
-from pipelines.plan import Plan, TileMeta
-from pipelines.schemas import dump, read_json
-from pipelines.tiling import Rect
+from tilefarm.merger.exr import Placed, assemble, read_exrs, write_exr
+
+from tilefarm.blender.runner import BlenderSession
+from tilefarm.blender.side.protocol import ComposeRequest, DenoiseSettings
+from tilefarm.errors import MergeError
+from tilefarm.plan import layout
+from tilefarm.plan.model import Plan, TileMeta
+from tilefarm.plan.schemas import dump, read_json
+from tilefarm.plan.tiling import Rect
+from tilefarm.runtime.files import copy_file, publish
 
 
-def read_plan(path: Path) -> Plan:
-    return read_json(path, "plan", Plan)
+def compose_request(plan: Plan, frame: int, blend: Path, merged: Path, target: Path,
+                    preview: Path | None) -> ComposeRequest:
+    """The request that runs the scene's output stage on ``merged`` (pure: no I/O)."""
+    denoise = plan.facts.denoise
+    return ComposeRequest(
+        blend=str(blend), scene=plan.scene, file_format=plan.output.file_format,
+        denoise=DenoiseSettings(enabled=denoise.enabled, prefilter=denoise.prefilter,
+                                quality=denoise.quality, input_passes=denoise.input_passes),
+        frame=frame, merged=str(merged), target=str(target),
+        preview=str(preview) if preview else None)
 
 
 def gather(plan: Plan, frame: int, tiles_root: Path) -> list[Placed]:
@@ -86,14 +96,8 @@ def merge_frame(plan: Plan, frame: int, tiles_root: Path, blend: Path, out: Path
             write_exr(merged, assemble(plan.width, plan.height, placed))
         staged_frame = work / f"frame{plan.output.extension}"
         staged_preview = work / "preview.png"
-        facts = plan.facts
-        session.call({
-            "action": "compose", "blend": str(blend), "scene": plan.scene, "frame": frame,
-            "merged": str(merged), "target": str(staged_frame),
-            "preview": str(staged_preview) if preview else None,
-            "file_format": plan.output.file_format,
-            "denoise": dump(facts.denoise),
-        }, timeout=timeout)
+        session.call(compose_request(plan, frame, blend, merged, staged_frame,
+                                     staged_preview if preview else None), timeout=timeout)
         # Publish the preview first: a final frame implies its preview exists.
         if preview is not None:
             preview.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,4 @@
-"""tilefarm's shared library: planning, manifests, the Blender runner and the CLI.
-
-Nothing in this package imports ``bpy`` except ``pipelines.blender_side``,
-whose modules run only inside a Blender child process.
-"""
-
-__version__ = "0.1.0"
+"""The Pachyderm side (``tilefarm.pipelines``): reading specs as pachd reads them, the
+worker's datum protocol (NextDatum, both ends), the python-pachyderm cluster client,
+deploying the pipelines and building their image. The local engine uses the specs and the
+worker protocol; only the cluster commands use the client."""

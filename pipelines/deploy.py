@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.engine.specs import packaged_specs, provenance_order
-from pipelines.errors import TilefarmError
-from pipelines.pachyderm_api import Cluster, PachydermError
+from tilefarm.pipelines.cluster import Cluster, PachydermError
+from tilefarm.pipelines.specs import packaged_specs, provenance_order
+
+from tilefarm.errors import TilefarmError
 
 INPUT_REPO = "blends"
 
@@ -85,7 +86,7 @@ def submit(address: str, entries: list[tuple[str, Path]]) -> None:
 
 def fetch(address: str, job: str, out: Path) -> list[Path]:
     """Frames (and previews) from ``merger`` and the video from ``encoder`` into ``out/<job>/``."""
-    from pipelines.atomic import write_bytes
+    from tilefarm.runtime.files import write_bytes
 
     cluster = connect(address)
     written = []

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import TilefarmError
+from tilefarm.errors import TilefarmError
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTEXT_PARTS = ("Dockerfile", "pyproject.toml", "README.md", "pipelines", "splitter", "renderer",
+CONTEXT_PARTS = ("Dockerfile", "pyproject.toml", "setup.py", "README.md", "tilefarm", "pipelines", "splitter", "renderer",
                  "merger", "encoder", "specs")
 
 

@@ -1,4 +1,4 @@
-"""``python -m renderer``: render the task(s) of this datum into ``/pfs/out/<job>/tiles/``.
+"""``python -m tilefarm.renderer``: render the task(s) of this datum into ``/pfs/out/<job>/tiles/``.
 
 With ``PPS_WORKER_GRPC_PORT`` set (Pachyderm datum batching) one process, and
 one warm Blender, serves datum after datum through the worker's NextDatum call;
@@ -11,11 +11,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipelines.blender import BlenderRunner, BlenderSession
-from pipelines.errors import TilefarmError
-from pipelines.pfs import datum_entries, pfs_root
-from pipelines.stage import run_stage, serve_datums, stage_parser
-from renderer.render import DEVICES, RenderOptions, default_threads, read_task, render_task
+from tilefarm.pipelines.worker import serve_datums
+from tilefarm.renderer.render import RenderOptions, default_threads, render_task
+
+from tilefarm.blender.runner import BlenderRunner, BlenderSession
+from tilefarm.blender.side.protocol import DEVICES
+from tilefarm.errors import TilefarmError
+from tilefarm.plan import layout
+from tilefarm.plan.model import read_task
+from tilefarm.runtime.pfs import datum_entries, pfs_root
+from tilefarm.runtime.stage import run_stage, stage_parser
 
 
 def task_files(root: Path, tasks_input: str) -> list[Path]:
@@ -25,7 +30,7 @@ def task_files(root: Path, tasks_input: str) -> list[Path]:
         if entry.is_file() and entry.suffix == ".json":
             found.append(entry)
         elif entry.is_dir():
-            found.extend(sorted(entry.glob("tasks/*.json")))
+            found.extend(sorted(layout.task_dir(entry.parent, entry.name).glob("*.json")))
     return found
 
 

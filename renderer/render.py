@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import layout
-from pipelines.atomic import write_json
-from pipelines.blender import BlenderSession
-from pipelines.errors import RenderError
-from pipelines.plan import PLAN_VERSION, PixelRect, TaskManifest, TileMeta
-from pipelines.schemas import read_json, to_document
-
-GPU_DEVICES = ("CUDA", "OPTIX", "HIP", "ONEAPI", "METAL")
-DEVICES = ("CPU", *GPU_DEVICES)
+from tilefarm.blender.runner import BlenderSession
+from tilefarm.blender.side.protocol import Region, RenderRequest
+from tilefarm.errors import RenderError
+from tilefarm.plan import layout
+from tilefarm.plan.model import PLAN_VERSION, PixelRect, TaskManifest, TileMeta
+from tilefarm.plan.schemas import to_document
+from tilefarm.runtime.files import write_json
 
 
 @dataclass(frozen=True)
@@ -24,8 +23,34 @@ class RenderOptions:
     timeout: float = 3600.0  # per task
 
 
-def read_task(path: Path) -> TaskManifest:
-    return read_json(path, "task", TaskManifest)
+def targets_of(manifest: TaskManifest, out: Path) -> tuple[list[Path], list[Path | None]]:
+    """Where each frame of the task goes: raw tiles, or (a whole-frame task has nothing to
+    merge) the final frame with its 8-bit preview where the format needs one."""
+    task = manifest.task
+    final = task.tile is None
+    if not final:
+        assert task.tile is not None
+        return ([layout.tile_path(out, manifest.job, frame, task.tile.index) for frame in task.frames],
+                [None for _ in task.frames])
+    ext = manifest.output.extension
+    return ([layout.final_frame_path(out, manifest.job, frame, ext) for frame in task.frames],
+            [layout.final_preview_path(out, manifest.job, frame) if manifest.output.preview
+             else None for frame in task.frames])
+
+
+def render_request(manifest: TaskManifest, blend: Path, out: Path,
+                   options: RenderOptions) -> RenderRequest:
+    """The request that renders ``manifest`` from ``blend`` into ``out`` (pure: no I/O)."""
+    task = manifest.task
+    targets, previews = targets_of(manifest, out)
+    tile = task.tile
+    return RenderRequest(
+        blend=str(blend), scene=manifest.scene, mode="final" if tile is None else "tiles",
+        width=manifest.width, height=manifest.height, denoise=manifest.denoise,
+        threads=options.threads, device=options.device, file_format=manifest.output.file_format,
+        frames=list(task.frames),
+        region=None if tile is None else Region(**dataclasses.asdict(tile.render)),
+        targets=[str(t) for t in targets], previews=[str(p) if p else None for p in previews])
 
 
 def render_task(manifest: TaskManifest, blend: Path, out: Path, session: BlenderSession,
@@ -36,23 +61,11 @@ def render_task(manifest: TaskManifest, blend: Path, out: Path, session: Blender
                           "does not hold", path=blend)
     task = manifest.task
     tile_index = task.tile.index if task.tile is not None else 0
-    # A whole-frame task has nothing to merge: it renders the final frame directly.
     final = task.tile is None
-    ext = manifest.output.extension
-    targets = [layout.final_frame_path(out, manifest.job, frame, ext) if final
-               else layout.tile_path(out, manifest.job, frame, tile_index) for frame in task.frames]
-    previews = [str(layout.final_preview_path(out, manifest.job, frame))
-                if final and manifest.output.preview else None for frame in task.frames]
+    request = render_request(manifest, blend, out, options)
+    targets = [Path(t) for t in request.targets]
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-    request = {
-        "action": "render", "blend": str(blend), "scene": manifest.scene,
-        "task": to_document("task", manifest)["task"], "width": manifest.width,
-        "height": manifest.height, "denoise": manifest.denoise, "threads": options.threads,
-        "device": options.device, "targets": [str(t) for t in targets],
-        "mode": "final" if final else "tiles", "file_format": manifest.output.file_format,
-        "previews": previews,
-    }
     records = session.call(request, timeout=options.timeout)
     planned = (PixelRect(task.tile.x0, task.tile.y0, task.tile.x1, task.tile.y1) if task.tile
                else PixelRect(0, 0, manifest.width, manifest.height))

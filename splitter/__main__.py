@@ -1,16 +1,17 @@
-"""``python -m splitter``: plan each job of this datum into ``/pfs/out/<job>/``."""
+"""``python -m tilefarm.splitter``: plan each job of this datum into ``/pfs/out/<job>/``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from pipelines.blender import BlenderRunner
-from pipelines.jobs import open_job
-from pipelines.pfs import datum_entries, pfs_root
-from pipelines.settings import JobSettings
-from pipelines.split import plan_job, write_plan
-from pipelines.stage import run_stage, stage_parser
+from tilefarm.splitter.intake import open_job
+from tilefarm.splitter.split import plan_job, write_plan
+
+from tilefarm.blender.runner import BlenderRunner
+from tilefarm.plan.settings import JobSettings
+from tilefarm.runtime.pfs import datum_entries, pfs_root
+from tilefarm.runtime.stage import run_stage, stage_parser
 
 
 def split(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.blender import BlenderRunner
+from tilefarm.blender.runner import BlenderRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = ROOT / "tests" / "scenes" / "build_scenes.py"
@@ -31,8 +31,7 @@ class Scenes:
 def scenes(tmp_path_factory: pytest.TempPathFactory) -> Scenes:
     out = tmp_path_factory.mktemp("scenes")
     marker = out / "SCRIPT_RAN"
-    built = BlenderRunner(timeout=300).run({"out": str(out), "marker": str(marker)},
-                                           script=BUILD_SCRIPT, label="build-scenes")
+    built = BlenderRunner(timeout=300).run_script(BUILD_SCRIPT, {"out": str(out), "marker": str(marker)}, label="build-scenes")
     return Scenes(built, marker)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pipelines.facts import AdaptiveSampling, Compositor, Denoise, Output, SceneFacts
+from tilefarm.plan.facts import AdaptiveSampling, Compositor, Denoise, Output, SceneFacts
 
 
 def make_facts(**overrides: Any) -> SceneFacts:

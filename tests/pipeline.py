@@ -13,16 +13,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import OpenEXR
+from tilefarm.merger.merge import merge_frame
+from tilefarm.renderer.render import RenderOptions, render_task
+from tilefarm.splitter.intake import open_job
+from tilefarm.splitter.split import plan_job, write_plan
 
-from merger.merge import merge_frame, read_plan
-from pipelines import layout
-from pipelines.blender import BlenderRunner, BlenderSession
-from pipelines.jobs import open_job
-from pipelines.plan import Plan
-from pipelines.settings import JobSettings
-from pipelines.split import plan_job, write_plan
-from renderer.render import RenderOptions, read_task, render_task
 from tests.conftest import BUILD_SCRIPT
+from tilefarm.blender.runner import BlenderRunner, BlenderSession
+from tilefarm.plan import layout
+from tilefarm.plan.model import Plan, read_plan, read_task
+from tilefarm.plan.settings import JobSettings
 
 
 @dataclass
@@ -64,8 +64,7 @@ def run_pipeline(source: Path, pfs: Path, settings: JobSettings, *, threads: int
 
 def reference(blend: Path, out: Path) -> dict[int, Path]:
     """Blender's own animation render of ``blend``."""
-    result = BlenderRunner(timeout=600).run({"reference": str(blend), "out": str(out)},
-                                            script=BUILD_SCRIPT, label="reference")
+    result = BlenderRunner(timeout=600).run_script(BUILD_SCRIPT, {"reference": str(blend), "out": str(out)}, label="reference")
     return {int(frame): Path(path) for frame, path in result.items()}
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.settings import JobSettings
 from tests.conftest import Scenes
 from tests.pipeline import assert_identical, pixels, reference, run_pipeline
+from tilefarm.plan.settings import JobSettings
 
 pytestmark = pytest.mark.blender
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.blender import KEEP_HEAP, MAIN_SCRIPT, BlenderRunner
-from pipelines.errors import BlenderError, BlenderTimeout, SceneError
+from tilefarm.blender.runner import KEEP_HEAP, MAIN_SCRIPT, BlenderRunner
+from tilefarm.errors import BlenderError, BlenderTimeout, SceneError
 
 
 def test_bpy_module_argv_is_isolated_python(tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def test_result_comes_back_through_the_json_file(tmp_path: Path, monkeypatch: py
                    " 'config': os.environ['BLENDER_USER_CONFIG'],"
                    " 'request': json.load(open(req))}}, open(res, 'w'))\n")
     runner = BlenderRunner(log_dir=tmp_path / "logs")
-    result = runner.run({"x": 1}, script=child)
+    result = runner.run_script(child, {"x": 1})
     assert result["pythonpath"] is None and not result["sys_path_has_evil"]
     assert result["request"] == {"x": 1}
     assert not Path(result["config"]).exists()  # private, and gone after the run
@@ -58,13 +58,13 @@ def test_reported_errors_become_typed_exceptions(tmp_path: Path) -> None:
     child = script(tmp_path, "json.dump({'ok': False, 'error': {'kind': 'SceneError', "
                    "'message': 'no scene named X', 'path': '/a/b.blend'}}, open(res, 'w'))\n")
     with pytest.raises(SceneError, match=r"^/a/b.blend: no scene named X$"):
-        BlenderRunner(log_dir=tmp_path).run({}, script=child)
+        BlenderRunner(log_dir=tmp_path).run_script(child, {})
 
 
 def test_crash_without_result_keeps_the_log(tmp_path: Path) -> None:
     child = script(tmp_path, "print('segfault-ish last words'); sys.exit(139)\n")
     with pytest.raises(BlenderError) as err:
-        BlenderRunner(log_dir=tmp_path).run({"blend": "/x/y.blend"}, script=child, label="crash")
+        BlenderRunner(log_dir=tmp_path).run_script(child, {"blend": "/x/y.blend"}, label="crash")
     text = str(err.value)
     assert "exited with code 139 without a result" in text and "segfault-ish last words" in text
     assert err.value.log is not None and err.value.log.exists()
@@ -73,33 +73,33 @@ def test_crash_without_result_keeps_the_log(tmp_path: Path) -> None:
 def test_timeout_kills_a_silent_child(tmp_path: Path) -> None:
     child = script(tmp_path, "time.sleep(60)\n")
     with pytest.raises(BlenderTimeout, match="did not finish within 1 s"):
-        BlenderRunner(log_dir=tmp_path).run({}, script=child, timeout=1)
+        BlenderRunner(log_dir=tmp_path).run_script(child, {}, timeout=1)
 
 
 def test_progress_lines_are_streamed(tmp_path: Path) -> None:
     child = script(tmp_path, "print('Fra:1 Mem:1M | Sample 1/8'); print('done')\n"
                    "json.dump({'ok': True, 'result': None}, open(res, 'w'))\n")
     lines: list[str] = []
-    BlenderRunner(log_dir=tmp_path).run({}, script=child, on_line=lines.append)
+    BlenderRunner(log_dir=tmp_path).run_script(child, {}, on_line=lines.append)
     assert lines == ["Fra:1 Mem:1M | Sample 1/8", "done"]
 
 
 def test_request_is_json(tmp_path: Path) -> None:
     child = script(tmp_path, "json.dump({'ok': True, 'result': open(req).read()}, open(res, 'w'))\n")
-    assert json.loads(BlenderRunner(log_dir=tmp_path).run({"a": [1]}, script=child)) == {"a": [1]}
+    assert json.loads(BlenderRunner(log_dir=tmp_path).run_script(child, {"a": [1]})) == {"a": [1]}
 
 
 def test_extra_env_reaches_the_child(tmp_path: Path) -> None:
     child = script(tmp_path, "json.dump({'ok': True, 'result': {k: os.environ.get(k) for k in "
                    "('MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_')}}, open(res, 'w'))\n")
-    assert BlenderRunner(log_dir=tmp_path).run({}, script=child) == {
+    assert BlenderRunner(log_dir=tmp_path).run_script(child, {}) == {
         "MALLOC_MMAP_THRESHOLD_": None, "MALLOC_TRIM_THRESHOLD_": None}
-    assert BlenderRunner(log_dir=tmp_path, extra_env=KEEP_HEAP).run({}, script=child) == KEEP_HEAP
+    assert BlenderRunner(log_dir=tmp_path, extra_env=KEEP_HEAP).run_script(child, {}) == KEEP_HEAP
 
 
 def test_merger_session_keeps_its_heap(monkeypatch: pytest.MonkeyPatch) -> None:
     """The merger composes frame after frame: its Blender keeps freed memory (KEEP_HEAP)."""
-    import merger.__main__ as merger_main
+    import tilefarm.merger.__main__ as merger_main
 
     seen = []
 

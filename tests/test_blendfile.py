@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from pipelines.blendfile import check_blend
-from pipelines.errors import BlendFileError
 from tests.conftest import Scenes
+from tilefarm.blender.blendfile import check_blend
+from tilefarm.errors import BlendFileError
 
 
 def test_a_real_blend_passes(scenes: Scenes) -> None:

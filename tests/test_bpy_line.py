@@ -4,8 +4,9 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BLENDER_SIDE = {ROOT / "pipelines" / "blender_side", ROOT / "tests" / "scenes"}
-PACKAGES = ["pipelines", "splitter", "renderer", "merger", "encoder", "specs", "tests", "bench"]
+BLENDER_SIDE = {ROOT / "tilefarm" / "blender" / "side", ROOT / "tests" / "scenes"}
+PACKAGES = ["tilefarm", "pipelines", "splitter", "renderer", "merger", "encoder", "specs", "tests",
+            "bench"]
 
 
 def imports_bpy(path: Path) -> bool:
@@ -38,5 +39,5 @@ def test_only_blender_side_modules_import_bpy() -> None:
 
 def test_blender_side_modules_do_import_bpy() -> None:
     # The check above would pass vacuously if the detector were broken.
-    assert imports_bpy(ROOT / "pipelines" / "blender_side" / "boot.py")
+    assert imports_bpy(ROOT / "tilefarm" / "blender" / "side" / "boot.py")
     assert imports_bpy(ROOT / "tests" / "scenes" / "build_scenes.py")

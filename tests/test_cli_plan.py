@@ -74,11 +74,10 @@ def test_registered_script_never_runs(scenes: Scenes) -> None:
 
 def test_registered_script_fixture_is_live(scenes: Scenes, tmp_path: Path) -> None:
     # Proves the fixture above can fail: opened with scripts allowed, the script runs.
-    from pipelines.blender import BlenderRunner
     from tests.conftest import BUILD_SCRIPT
+    from tilefarm.blender.runner import BlenderRunner
 
-    BlenderRunner(log_dir=tmp_path).run({"open_with_scripts": str(scenes["registered_script"])},
-                                        script=BUILD_SCRIPT)
+    BlenderRunner(log_dir=tmp_path).run_script(BUILD_SCRIPT, {"open_with_scripts": str(scenes["registered_script"])})
     assert scenes.marker.read_text() == "the registered script ran"
     scenes.marker.unlink()
 
@@ -131,9 +130,10 @@ def test_bad_input_is_one_clear_line(scenes: Scenes, tmp_path: Path, case: str,
     assert_one_line_error(run_cli("plan", *args), *needles)
 
 
-@pytest.mark.parametrize("stage", ["splitter", "renderer", "merger", "encoder", "pipelines"])
-def test_every_stage_answers_help(stage: str) -> None:
-    proc = run_cli("-m", stage, "--help")
+@pytest.mark.parametrize("module", ["tilefarm.splitter", "tilefarm.renderer", "tilefarm.merger",
+                                    "tilefarm.encoder", "tilefarm"])
+def test_every_stage_answers_help(module: str) -> None:
+    proc = run_cli("-m", module, "--help")
     assert proc.returncode == 0 and "usage:" in proc.stdout, proc.stderr
 
 

@@ -9,18 +9,18 @@ import av
 import cv2
 import numpy as np
 import pytest
+from tilefarm.encoder.encode import ffmpeg_argv, frame_rate
 
-from encoder.encode import ffmpeg_argv, frame_rate
-from encoder.codecs import CODECS
-from pipelines.settings import JobSettings
 from tests.conftest import Scenes, assert_one_line_error, run_cli
 from tests.pipeline import Run, reference, run_pipeline
+from tilefarm.plan.formats import CODECS
+from tilefarm.plan.settings import JobSettings
 
 pytestmark = pytest.mark.blender
 
 
 def encode(run: Run) -> "av.container.InputContainer":
-    proc = run_cli("-m", "encoder", "--pfs-root", str(run.pfs), env={"merger": ""})
+    proc = run_cli("-m", "tilefarm.encoder", "--pfs-root", str(run.pfs), env={"merger": ""})
     assert proc.returncode == 0, proc.stderr
     videos = list((run.pfs / "out" / run.plan.job).iterdir())
     assert len(videos) == 1 and videos[0].stem == run.plan.job
@@ -66,7 +66,7 @@ def test_missing_frame_is_named(sound_run: Run, tmp_path: Path) -> None:
     pfs = tmp_path / "pfs"
     shutil.copytree(sound_run.pfs, pfs, symlinks=True, ignore=shutil.ignore_patterns("out"))
     (pfs / "merger" / "sound_video" / "frames" / "000007.png").unlink()
-    proc = run_cli("-m", "encoder", "--pfs-root", str(pfs), env={"merger": ""})
+    proc = run_cli("-m", "tilefarm.encoder", "--pfs-root", str(pfs), env={"merger": ""})
     assert_one_line_error(proc, "000007.png", "frame 7 is missing")
     assert not (pfs / "out" / "sound_video" / "sound_video.mp4").exists()
 
@@ -76,7 +76,7 @@ def test_wrong_size_is_named(sound_run: Run, tmp_path: Path) -> None:
     shutil.copytree(sound_run.pfs, pfs, symlinks=True, ignore=shutil.ignore_patterns("out"))
     cv2.imwrite(str(pfs / "merger" / "sound_video" / "frames" / "000003.png"),
                 np.zeros((10, 20, 3), np.uint8))
-    proc = run_cli("-m", "encoder", "--pfs-root", str(pfs), env={"merger": ""})
+    proc = run_cli("-m", "tilefarm.encoder", "--pfs-root", str(pfs), env={"merger": ""})
     assert_one_line_error(proc, "000003.png", "frame 3 is 20x10 px; the job is 97x61 px")
 
 

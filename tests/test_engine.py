@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tilefarm.pipelines.specs import parse_spec
 
-from pipelines.engine.engine import Engine, EngineBusy
-from pipelines.engine.specs import parse_spec
 from tests.conftest import assert_one_line_error, run_cli
+from tilefarm.engine.engine import Engine, EngineBusy
 
 # Upper-cases every input file into out/, named after the datum's files.
 UPPER = textwrap.dedent("""
@@ -140,7 +140,7 @@ def test_two_datums_writing_one_path_fail_the_job(engine: Engine, tmp_path: Path
 
 BATCHING = textwrap.dedent("""
     import os, pathlib, time
-    from pipelines.pachyderm_api import next_datum_envs
+    from tilefarm.pipelines.worker import next_datum_envs
     pid = os.getpid()
     for done in next_datum_envs():
         root = pathlib.Path(os.environ["TILEFARM_PFS_ROOT"])

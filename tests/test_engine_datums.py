@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from pipelines.engine.datums import datums, glob_regex
-from pipelines.engine.store import FileInfo
+from tilefarm.engine.datums import datums, glob_regex
+from tilefarm.engine.store import FileInfo
 
 
 def repo(*paths: str) -> list[FileInfo]:

@@ -1,7 +1,7 @@
 import pytest
 
-from pipelines.errors import UsageError
-from pipelines.frames import parse_frames, scene_frames
+from tilefarm.errors import UsageError
+from tilefarm.plan.frames import parse_frames, scene_frames
 
 
 @pytest.mark.parametrize("spec, frames", [

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tilefarm.pipelines.image import content_tag, prepare_context
 
-from pipelines.image import content_tag, prepare_context
-from pipelines.settings import JobSettings
 from tests.conftest import ROOT, Scenes
 from tests.pipeline import assert_identical, run_pipeline
+from tilefarm.plan.settings import JobSettings
 
 pytestmark = [pytest.mark.blender, pytest.mark.docker]
 
@@ -85,7 +85,7 @@ def run_datum(client: Any, image: str, stage: str, pfs: Path, inputs: list[str],
     out.mkdir(parents=True)
     volumes = {str(pfs / name): {"bind": f"/pfs/{name}", "mode": "ro"} for name in inputs}
     volumes[str(out)] = {"bind": "/pfs/out", "mode": "rw"}
-    container = client.containers.run(image, ["python3", "-m", stage], environment=env,
+    container = client.containers.run(image, ["python3", "-m", f"tilefarm.{stage}"], environment=env,
                                       volumes=volumes, network_mode="none", detach=True)
     try:
         status = container.wait(timeout=900)

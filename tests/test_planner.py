@@ -3,13 +3,13 @@ import math
 import numpy as np
 import pytest
 
-from pipelines.errors import SceneError, UsageError
-from pipelines.facts import AdaptiveSampling, CameraMarker, SceneFacts
-from pipelines.plan import Plan
-from pipelines.planner import adaptive_filter_passes, make_plan
-from pipelines.schemas import dump, load, validate
-from pipelines.settings import MAX_AUTO_OVERSCAN, JobSettings
 from tests.factories import make_facts
+from tilefarm.errors import SceneError, UsageError
+from tilefarm.plan.facts import AdaptiveSampling, CameraMarker, SceneFacts
+from tilefarm.plan.model import Plan
+from tilefarm.plan.planner import adaptive_filter_passes, make_plan
+from tilefarm.plan.schemas import dump, load, validate
+from tilefarm.plan.settings import MAX_AUTO_OVERSCAN, JobSettings
 
 
 def plan(settings: JobSettings | None = None, **facts: object) -> Plan:

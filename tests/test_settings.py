@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.errors import SettingsError
-from pipelines.settings import JobSettings, VideoSettings, read_settings
+from tilefarm.errors import SettingsError
+from tilefarm.plan.settings import JobSettings, VideoSettings, read_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:

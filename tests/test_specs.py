@@ -6,9 +6,8 @@ from typing import Any
 
 import jsonschema
 import pytest
-
-from pipelines.engine.specs import STAGES, packaged_specs, pfs_inputs, provenance_order
-from pipelines.pachyderm_api import pipeline_request
+from tilefarm.pipelines.cluster import pipeline_request
+from tilefarm.pipelines.specs import STAGES, packaged_specs, pfs_inputs, provenance_order
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_SCHEMA = ROOT.parent / "shared" / "pachyderm" / "CreatePipelineRequest.schema.json"
@@ -30,7 +29,7 @@ def test_valid_against_pachyderms_schema(stage: str) -> None:
 def test_parses_into_a_create_pipeline_request(stage: str) -> None:
     request = pipeline_request(specs()[stage])
     assert request.pipeline.name == stage
-    assert request.transform.cmd == ["python3", "-m", stage]
+    assert request.transform.cmd == ["python3", "-m", f"tilefarm.{stage}"]
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -1,4 +1,4 @@
-"""``python -m splitter`` reading its datum the way a Pachyderm worker presents it."""
+"""``python -m tilefarm.splitter`` reading its datum the way a Pachyderm worker presents it."""
 
 import json
 import shutil
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.plan import Plan, TaskManifest
-from pipelines.schemas import read_json
 from tests.conftest import Scenes, assert_one_line_error, run_cli
+from tilefarm.plan.model import Plan, TaskManifest
+from tilefarm.plan.schemas import read_json
 
 pytestmark = pytest.mark.blender
 
@@ -25,7 +25,7 @@ def pfs(tmp_path: Path, scenes: Scenes) -> Path:
 
 def test_one_datum_from_the_input_env_var(pfs: Path) -> None:
     # A worker sets $blends to the datum's path under /pfs; the root is moved for the test.
-    proc = run_cli("-m", "splitter", "--pfs-root", str(pfs), env={"blends": "/pfs/blends/shot"})
+    proc = run_cli("-m", "tilefarm.splitter", "--pfs-root", str(pfs), env={"blends": "/pfs/blends/shot"})
     assert proc.returncode == 0, proc.stderr
     out = pfs / "out"
     assert sorted(p.name for p in out.iterdir()) == ["shot"]
@@ -39,7 +39,7 @@ def test_one_datum_from_the_input_env_var(pfs: Path) -> None:
 
 
 def test_every_entry_without_the_env_var(pfs: Path) -> None:
-    proc = run_cli("-m", "splitter", "--pfs-root", str(pfs), env={"blends": ""})
+    proc = run_cli("-m", "tilefarm.splitter", "--pfs-root", str(pfs), env={"blends": ""})
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (pfs / "out").iterdir()) == ["plain", "shot"]
     assert len(list((pfs / "out" / "plain" / "tasks").iterdir())) == 3
@@ -47,6 +47,6 @@ def test_every_entry_without_the_env_var(pfs: Path) -> None:
 
 def test_bad_job_settings_fail_the_datum_with_one_line(pfs: Path) -> None:
     (pfs / "blends" / "shot" / "tilefarm.json").write_text('{"tiles": "2x2", "chunks": 2}')
-    proc = run_cli("-m", "splitter", "--pfs-root", str(pfs), env={"blends": "/pfs/blends/shot"})
+    proc = run_cli("-m", "tilefarm.splitter", "--pfs-root", str(pfs), env={"blends": "/pfs/blends/shot"})
     assert_one_line_error(proc, "shot/tilefarm.json", "unknown key(s) 'chunks'")
     assert not (pfs / "out" / "shot").exists()

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.plan import TileMeta
-from pipelines.schemas import read_json
 from tests.conftest import Scenes, assert_one_line_error, run_cli
 from tests.pipeline import assert_identical, reference
+from tilefarm.plan.model import TileMeta
+from tilefarm.plan.schemas import read_json
 
 pytestmark = pytest.mark.blender
 
@@ -75,7 +75,7 @@ def test_tile_metadata(pipeline_run: Path) -> None:
 
 
 def merger_on(pfs: Path, frame: str = "000001") -> "object":
-    return run_cli("-m", "merger", "--pfs-root", str(pfs),
+    return run_cli("-m", "tilefarm.merger", "--pfs-root", str(pfs),
                    env={"renderer": f"/pfs/renderer/shot/tiles/{frame}",
                         "splitter": "/pfs/splitter/shot/plan.json", "blends": "/pfs/blends/shot"})
 
@@ -109,7 +109,7 @@ def test_tile_of_the_wrong_size_is_named(broken: Path) -> None:
 
 
 def test_renderer_refuses_an_unknown_device(pipeline_run: Path) -> None:
-    proc = run_cli("-m", "renderer", "--device", "TPU", "--pfs-root", str(pipeline_run))
+    proc = run_cli("-m", "tilefarm.renderer", "--device", "TPU", "--pfs-root", str(pipeline_run))
     assert proc.returncode == 2 and "invalid choice: 'TPU'" in proc.stderr
 
 
@@ -117,7 +117,7 @@ def test_renderer_reports_a_missing_gpu(pipeline_run: Path, tmp_path: Path) -> N
     pfs = tmp_path / "pfs"
     for name in ("blends", "splitter"):
         shutil.copytree(pipeline_run / name, pfs / name)
-    proc = run_cli("-m", "renderer", "--device", "CUDA", "--pfs-root", str(pfs),
+    proc = run_cli("-m", "tilefarm.renderer", "--device", "CUDA", "--pfs-root", str(pfs),
                    env={"splitter": "/pfs/splitter/shot/tasks/c00000-t0000.json",
                         "blends": "/pfs/blends/shot"})
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
@@ -126,7 +126,7 @@ def test_renderer_reports_a_missing_gpu(pipeline_run: Path, tmp_path: Path) -> N
 
 def test_whole_frame_tasks_hand_the_merger_final_frames(scenes: Scenes, tmp_path: Path) -> None:
     from tests.pipeline import run_pipeline
-    from pipelines.settings import JobSettings
+    from tilefarm.plan.settings import JobSettings
 
     run = run_pipeline(scenes["transparent_exr"], tmp_path / "pfs", JobSettings())
     tiles = run.pfs / "renderer" / "transparent_exr" / "tiles" / "000001"
@@ -137,7 +137,7 @@ def test_whole_frame_tasks_hand_the_merger_final_frames(scenes: Scenes, tmp_path
     # Without its final frame the merger names what is missing.
     (tiles / "frame.exr").unlink()
     shutil.rmtree(run.pfs / "merger")
-    proc = run_cli("-m", "merger", "--pfs-root", str(run.pfs),
+    proc = run_cli("-m", "tilefarm.merger", "--pfs-root", str(run.pfs),
                    env={"renderer": "/pfs/renderer/transparent_exr/tiles/000001",
                         "splitter": "/pfs/splitter/transparent_exr/plan.json",
                         "blends": "/pfs/blends/transparent_exr.blend"})

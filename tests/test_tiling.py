@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pipelines.errors import UsageError
-from pipelines.tiling import Rect, blender_pixels, border_for, grid_tiles, parse_grid
+from tilefarm.errors import UsageError
+from tilefarm.plan.tiling import Rect, blender_pixels, border_for, grid_tiles, parse_grid
 
 
 def coverage(width: int, height: int, tiles: list[Rect]) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Builds the tiny real .blend fixtures, one per case the project must handle.
 
-Runs inside Blender through ``pipelines.blender.BlenderRunner`` (it imports
+Runs inside Blender through ``tilefarm.blender.runner.BlenderRunner`` (it imports
 ``bpy``): request ``{"out": DIR, "cases": [NAME, ...], "marker": PATH}``,
 result ``{NAME: PATH}``. Renders stay tiny so the suite is fast on 2 cores.
 """
@@ -10,7 +10,7 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "pipelines", "blender_side"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tilefarm", "blender", "side"))
 
 import bpy  # noqa: E402
 

@@ -1,0 +1,97 @@
+"""Splitting a job: inspect the scene in Blender, plan in pure Python, write the manifests."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from tilefarm.splitter.intake import JobSource
+
+from tilefarm import __version__
+from tilefarm.blender.runner import BlenderRunner
+from tilefarm.blender.side.protocol import InspectRequest
+from tilefarm.errors import ManifestError
+from tilefarm.plan import layout
+from tilefarm.plan.facts import SceneFacts
+from tilefarm.plan.model import Plan, task_manifest
+from tilefarm.plan.planner import make_plan
+from tilefarm.plan.schemas import load, to_document, validate
+from tilefarm.plan.settings import JobSettings
+from tilefarm.runtime.files import sha256_file, write_json
+
+FACTS_CACHE_ENV = "TILEFARM_FACTS_CACHE"
+
+
+def inspect(source: JobSource, scene: str | None, runner: BlenderRunner) -> SceneFacts:
+    """Read the scene facts of ``source`` in a Blender child process.
+
+    Where ``TILEFARM_FACTS_CACHE`` names a directory (the local engine sets it), facts
+    are kept there by the .blend's content, scene, Blender and tilefarm version, so
+    ``tilefarm render``'s up-front check and the splitter inspect a file once.
+    """
+    cache = _cache_path(source, scene, runner)
+    if cache is not None and cache.is_file():
+        try:
+            result = json.loads(cache.read_text(encoding="utf-8"))
+            validate("scene_facts", result, path=cache)
+            return load(SceneFacts, result)
+        except (OSError, ValueError, ManifestError):
+            pass  # a damaged cache entry is just a miss
+    result = runner.run(InspectRequest(blend=str(source.blend), scene=scene),
+                        label=f"inspect-{source.job}", timeout=300)
+    validate("scene_facts", result, path=source.blend)
+    if cache is not None:
+        write_json(cache, result)
+    return load(SceneFacts, result)
+
+
+def _cache_path(source: JobSource, scene: str | None, runner: BlenderRunner) -> Path | None:
+    base = os.environ.get(FACTS_CACHE_ENV)
+    if not base:
+        return None
+    blender = runner.executable or f"bpy {importlib.metadata.version('bpy')}"
+    digest = sha256_file(source.blend, f"\0{scene}\0{blender}\0{__version__}".encode())
+    return Path(base) / f"{digest}.json"
+
+
+def plan_job(source: JobSource, flags: JobSettings, runner: BlenderRunner) -> Plan:
+    """Plan ``source`` with its job settings, overridden by ``flags`` (command-line values)."""
+    settings = source.settings.merged(flags)
+    origins: dict[str, str] = {}
+    for field in dataclasses.fields(JobSettings):
+        if getattr(source.settings, field.name) is not None:
+            origins[field.name] = f"{source.settings_path}: {field.name}"
+        if getattr(flags, field.name) is not None:
+            origins[field.name] = f"--{field.name}"
+    facts = inspect(source, settings.scene, runner)
+    return make_plan(source.job, source.relative_blend, facts, settings, origins,
+                     source=str(source.blend))
+
+
+def plan_document(plan: Plan) -> object:
+    return to_document("plan", plan)
+
+
+def write_plan(plan: Plan, out: Path) -> Path:
+    """Write ``<out>/<job>/plan.json`` and ``tasks/<task>.json``; the job dir appears whole."""
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{plan.job}.", dir=out))
+    try:
+        write_json(layout.plan_path(staging, plan.job), plan_document(plan))
+        for task in plan.tasks:
+            write_json(layout.task_path(staging, plan.job, task.id),
+                       to_document("task", task_manifest(plan, task)))
+        final = out / plan.job
+        if final.exists():
+            shutil.rmtree(final)
+        (staging / plan.job).rename(final)
+        staging.rmdir()
+        return final
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

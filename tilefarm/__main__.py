@@ -1,0 +1,5 @@
+import sys
+
+from tilefarm.cli.main import main
+
+sys.exit(main())

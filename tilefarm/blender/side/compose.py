@@ -1,0 +1,128 @@
+"""The output stage, once on the whole frame (DESIGN.md point 4).
+
+The scene's compositor tree with each Render Layers node rebound to an Image
+node reading the merged multilayer EXR (its ``layer`` set to the same view
+layer; the ``Image`` socket maps to ``Combined``), a Denoise node inserted where
+the scene denoised in render, every view layer disabled so nothing re-renders,
+then Blender's own view transform, dither and file format.
+"""
+
+import os
+
+import bpy
+from boot import ReportedError, refuse_freestyle_script
+from protocol import ComposeRequest, DenoiseSettings
+
+# Render Layers outputs whose Image-node twin has another name.
+_SOCKET_NAMES = {"Image": "Combined", "Noisy Image": "Combined"}
+
+
+# The merged-frame image each scene's rebound tree reads. A warm session composes
+# frame after frame of one file: the tree is rebound once, and each later frame
+# only points the image at its own merged EXR.
+_BOUND: dict = {}
+
+
+def compose(scene, request: ComposeRequest) -> dict:
+    r = scene.render
+    image = _BOUND.get(scene.name)
+    if image is None:
+        refuse_freestyle_script(scene, request.blend)
+        image = bpy.data.images.load(request.merged, check_existing=False)
+        tree = _tree(scene)
+        for node in [n for n in tree.nodes if n.type == "R_LAYERS"]:
+            _rebind(tree, node, image, scene, request.denoise)
+        _BOUND[scene.name] = image
+    else:
+        image.filepath = request.merged
+        image.reload()
+    for layer in scene.view_layers:
+        layer.use = False
+    r.use_compositing = True
+    r.use_sequencer = False
+    r.use_border = False
+    r.use_file_extension = False
+    if request.file_format != r.image_settings.file_format:
+        r.image_settings.file_format = request.file_format
+    scene.frame_set(request.frame)
+    r.filepath = request.target
+    bpy.ops.render.render(write_still=True, scene=scene.name)
+    if not os.path.exists(request.target):
+        raise ReportedError("RenderError", f"Blender wrote no frame {request.frame}",
+                            request.blend)
+    if request.preview:
+        save_preview(scene, request.preview)
+    return {"frame": request.frame, "file": request.target, "preview": request.preview}
+
+
+def _tree(scene):
+    """The tree Blender's own render would run; a plain pass-through where it runs none."""
+    r = scene.render
+    tree = scene.node_tree
+    has_output = tree is not None and any(n.type == "COMPOSITE" for n in tree.nodes)
+    if r.use_compositing and scene.use_nodes and has_output:
+        return tree
+    scene.use_nodes = True
+    tree = scene.node_tree
+    for node in list(tree.nodes):
+        tree.nodes.remove(node)
+    layers = tree.nodes.new("CompositorNodeRLayers")
+    layers.layer = bpy.context.view_layer.name if scene == bpy.context.scene else scene.view_layers[0].name
+    composite = tree.nodes.new("CompositorNodeComposite")
+    tree.links.new(layers.outputs["Image"], composite.inputs["Image"])
+    return tree
+
+
+def _rebind(tree, node, image, scene, denoise: DenoiseSettings) -> None:
+    source = tree.nodes.new("CompositorNodeImage")
+    source.image = image
+    source.layer = node.layer
+    layer = scene.view_layers.get(node.layer)
+    denoised = None
+    if denoise.enabled and layer is not None and layer.cycles.use_denoising:
+        denoised = _denoise_node(tree, source, denoise)
+    for link in list(tree.links):
+        if link.from_node != node:
+            continue
+        name = link.from_socket.name
+        if name == "Image" and denoised is not None:
+            output = denoised.outputs["Image"]
+        else:
+            output = source.outputs.get(_SOCKET_NAMES.get(name, name))
+        if output is None:
+            raise ReportedError("RenderError", f"the merged frame has no pass {name!r} for "
+                                f"view layer {node.layer!r} (compositor node {node.name!r})")
+        tree.links.new(output, link.to_socket)
+    tree.nodes.remove(node)
+
+
+def _denoise_node(tree, source, denoise: DenoiseSettings):
+    node = tree.nodes.new("CompositorNodeDenoise")
+    node.prefilter = denoise.prefilter
+    if denoise.quality and hasattr(node, "quality"):
+        node.quality = denoise.quality
+    tree.links.new(source.outputs["Combined"], node.inputs["Image"])
+    passes = denoise.input_passes
+    if passes in ("RGB_ALBEDO", "RGB_ALBEDO_NORMAL"):
+        tree.links.new(source.outputs["Denoising Albedo"], node.inputs["Albedo"])
+    if passes == "RGB_ALBEDO_NORMAL":
+        tree.links.new(source.outputs["Denoising Normal"], node.inputs["Normal"])
+    return node
+
+
+def forget():
+    """The file is about to be reloaded: its rebound trees are gone with it."""
+    _BOUND.clear()
+
+
+def save_preview(scene, path):
+    """An 8-bit display-referred PNG of the result, for the encoder."""
+    settings = scene.render.image_settings
+    saved = (settings.file_format, settings.color_mode, settings.color_depth)
+    settings.file_format = "PNG"
+    settings.color_mode = "RGB"
+    settings.color_depth = "8"
+    try:
+        bpy.data.images["Render Result"].save_render(path, scene=scene)
+    finally:
+        settings.file_format, settings.color_mode, settings.color_depth = saved

@@ -1,0 +1,79 @@
+"""``tilefarm deploy``, ``tilefarm submit`` and ``tilefarm fetch``: the cluster commands."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from tilefarm.cli.flags import add_plan_flags, flag_settings
+from tilefarm.cli.render_cmd import stage_job
+from tilefarm.errors import UsageError
+from tilefarm.pipelines.deploy import deploy, deploy_requests, dry_run_text, fetch, submit
+from tilefarm.pipelines.image import build, push
+from tilefarm.splitter.intake import open_job
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    if args.gpu < 0:
+        raise UsageError(f"{args.gpu} GPUs is not allowed; use 0 or more", flag="--gpu")
+    if args.push and not args.build:
+        raise UsageError("--push needs --build (it pushes the image it builds)", flag="--push")
+    image = args.image
+    if args.build and not args.dry_run:
+        image = build(args.image)
+        print(f"built {image}")
+        if args.push:
+            push(image)
+            print(f"pushed {image}")
+    requests = deploy_requests(image, args.gpu)
+    if args.dry_run:
+        print(dry_run_text(requests))
+        return 0
+    created, applied = deploy(args.pachd, requests)
+    print(f"repo blends: {'created' if created else 'exists'}")
+    for item in applied:
+        print(f"pipeline {item.pipeline}: {item.action} with image {image}")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    flags = flag_settings(args)
+    source = open_job(Path(args.source))
+    with tempfile.TemporaryDirectory(prefix="tilefarm-submit-") as tmp:
+        entries = stage_job(source, source.settings.merged(flags), Path(tmp))
+        submit(args.pachd, entries)
+    print(f"submitted {source.job}: {len(entries)} file(s) into blends@master")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    written = fetch(args.pachd, args.job, Path(args.out))
+    print(f"fetched {len(written)} file(s) into {Path(args.out) / args.job}")
+    return 0
+
+
+def _parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("deploy", help="create or update the four pipelines on a Pachyderm cluster")
+    p.add_argument("--pachd", required=True, metavar="HOST:PORT", help="pachd's gRPC address")
+    p.add_argument("--image", required=True, help="the pipeline image, e.g. registry/tilefarm:1")
+    p.add_argument("--build", action="store_true", help="build the image (tagged by content) first")
+    p.add_argument("--push", action="store_true", help="push the built image")
+    p.add_argument("--dry-run", action="store_true", help="print the requests instead of sending")
+    p.add_argument("--gpu", type=int, default=0, metavar="N", help="GPUs per renderer worker")
+    p.set_defaults(handler=cmd_deploy)
+
+    p = sub.add_parser("submit", help="put a job into the cluster's blends repo")
+    p.add_argument("source", metavar="SCENE.blend|JOB_DIR")
+    p.add_argument("--pachd", required=True, metavar="HOST:PORT")
+    add_plan_flags(p)
+    p.set_defaults(handler=cmd_submit)
+
+    p = sub.add_parser("fetch", help="get a job's frames and video from the cluster")
+    p.add_argument("job", metavar="JOB")
+    p.add_argument("--pachd", required=True, metavar="HOST:PORT")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(handler=cmd_fetch)
+
+
+DEPLOY_COMMANDS = [_parsers]

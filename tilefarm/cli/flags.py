@@ -1,0 +1,27 @@
+"""The flags that override job settings, shared by ``plan``, ``render`` and ``submit``."""
+
+from __future__ import annotations
+
+import argparse
+
+from tilefarm.plan.planner import check_settings
+from tilefarm.plan.settings import JobSettings
+
+
+def add_plan_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that override job settings; shared by ``plan`` and ``render``."""
+    parser.add_argument("--frames", metavar="SPEC",
+                        help="frames to render, e.g. 1-10,20,30-40 (default: the scene's range and step)")
+    parser.add_argument("--tiles", metavar="NXxNY", help="tile grid, e.g. 2x2 (default 1x1: whole frames)")
+    parser.add_argument("--chunk", metavar="N", type=int, help="frames per render task (default 1)")
+    parser.add_argument("--overscan", metavar="PX", type=int,
+                        help="margin rendered around each tile and cropped on merge (default: what "
+                        "the scene's adaptive sampling needs, 0-16)")
+    parser.add_argument("--scene", metavar="NAME", help="scene to render (default: the file's active scene)")
+
+
+def flag_settings(args: argparse.Namespace) -> JobSettings:
+    settings = JobSettings(frames=args.frames, tiles=args.tiles, chunk=args.chunk,
+                           overscan=args.overscan, scene=args.scene)
+    check_settings(settings, {name: f"--{name}" for name in ("frames", "tiles", "chunk", "overscan")})
+    return settings

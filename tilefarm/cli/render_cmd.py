@@ -1,0 +1,173 @@
+"""``tilefarm render``: put jobs into ``blends``, run the pipelines locally, export frames and video.
+
+The store defaults to ``OUT/.tilefarm``, so running the same command again
+resumes: unchanged inputs make no new commit, and datums that finished are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tilefarm.blender.runner import BlenderRunner
+from tilefarm.cli.flags import add_plan_flags, flag_settings
+from tilefarm.engine.engine import Engine, JobReport
+from tilefarm.engine.progress import ProgressDisplay
+from tilefarm.engine.store import FileInfo, Store, replace_entries
+from tilefarm.errors import TilefarmError, UsageError
+from tilefarm.pipelines.specs import packaged_specs
+from tilefarm.plan import layout
+from tilefarm.plan.model import Plan
+from tilefarm.plan.schemas import dump, load
+from tilefarm.plan.settings import SETTINGS_FILE, JobSettings, VideoSettings
+from tilefarm.splitter.intake import JobSource, open_job
+from tilefarm.splitter.split import FACTS_CACHE_ENV, plan_job
+
+
+@dataclass
+class JobOutcome:
+    job: str
+    ok: bool
+    message: str
+
+
+def ensure_pipelines(engine: Engine) -> None:
+    engine.store.create_repo("blends", exist_ok=True)
+    for spec in packaged_specs():
+        engine.create_pipeline(spec, update=True)
+
+
+def stage_job(source: JobSource, settings: JobSettings, staging: Path) -> list[tuple[str, Path]]:
+    """The files the job puts into ``blends``: its directory (assets included) or its .blend,
+    with ``tilefarm.json`` carrying the merged settings so every engine plans the same."""
+    document = {k: v for k, v in dump(settings).items() if v is not None}
+    if isinstance(document.get("video"), dict):
+        document["video"] = {k: v for k, v in document["video"].items() if v is not None}
+    job_dir = source.blend.parent if "/" in source.relative_blend else None
+    if job_dir is None and not document:
+        return [(f"/{source.job}.blend", source.blend)]
+    entries: list[tuple[str, Path]] = []
+    if job_dir is not None:
+        entries = [(f"/{source.job}/{p.relative_to(job_dir).as_posix()}", p)
+                   for p in sorted(job_dir.rglob("*")) if p.is_file() and p.name != SETTINGS_FILE]
+    else:
+        entries = [(f"/{source.job}/{source.blend.name}", source.blend)]
+    if document:
+        settings_file = staging / source.job / SETTINGS_FILE
+        settings_file.parent.mkdir(parents=True, exist_ok=True)
+        settings_file.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        entries.append((f"/{source.job}/{SETTINGS_FILE}", settings_file))
+    return entries
+
+
+def export(store: Store, job: str, out: Path, video: bool) -> str:
+    """Copy the job's frames (and video) from the output repos into ``out/<job>/``."""
+    plan_info = _file(store, "splitter", f"/{job}/plan.json")
+    if plan_info is None:
+        raise TilefarmError(f"job {job}: no plan was made; see `tilefarm logs -p splitter`")
+    plan = load(Plan, json.loads(store.object_path(plan_info.hash).read_text(encoding="utf-8")))
+    for frame in plan.frames:
+        name = layout.frame_path(Path("/"), job, frame, plan.output.extension)
+        info = _file(store, "merger", str(name))
+        if info is None:
+            raise TilefarmError(f"job {job}: frame {frame} was not made; see "
+                                "`tilefarm list job` and `tilefarm logs -p renderer`")
+        store.export(info, layout.frame_path(out, job, frame, plan.output.extension))
+    message = f"{len(plan.frames)} frames in {out / job / 'frames'}"
+    if video and plan.video.enabled:
+        videos = [f for f in store.files(_head(store, "encoder"), f"/{job}")
+                  if f.path.startswith(f"/{job}/{job}.")]
+        if not videos:
+            raise TilefarmError(f"job {job}: no video was made; see `tilefarm logs -p encoder`")
+        target = out / job / Path(videos[0].path).name
+        store.export(videos[0], target)
+        message += f", video {target}"
+    return message
+
+
+def _head(store: Store, repo: str) -> str | None:
+    head = store.head(repo)
+    return head.id if head else None
+
+
+def _file(store: Store, repo: str, path: str) -> FileInfo | None:
+    matches = [f for f in store.files(_head(store, repo), path) if f.path == path]
+    return matches[0] if matches else None
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    flags = flag_settings(args)
+    if args.no_video:
+        flags = dataclasses.replace(flags, video=VideoSettings(enabled=False))
+    if args.workers < 1:
+        raise UsageError(f"{args.workers} workers is not allowed; use 1 or more", flag="--workers")
+    out = Path(args.out)
+    root = Path(args.root) if args.root else out / ".tilefarm"
+    outcomes: list[JobOutcome] = []
+    with Engine(root, lock=True) as engine, tempfile.TemporaryDirectory(prefix="tilefarm-put-") as tmp:
+        # The up-front check and the splitter share inspected facts (see split.inspect).
+        os.environ.setdefault(FACTS_CACHE_ENV, str(engine.root / "facts"))
+        ensure_pipelines(engine)
+        runner = BlenderRunner()
+        entries: list[tuple[str, Path]] = []
+        jobs: list[str] = []
+        for raw in args.sources:
+            try:
+                source = open_job(Path(raw))
+                if source.job in jobs:
+                    raise TilefarmError(f"job {source.job!r} is named twice in this command",
+                                        path=raw)
+                plan_job(source, flags, runner)  # the same checks the splitter makes, up front
+                entries += stage_job(source, source.settings.merged(flags), Path(tmp))
+                jobs.append(source.job)
+            except TilefarmError as exc:
+                outcomes.append(JobOutcome(Path(raw).stem, False, str(exc)))
+                print(f"tilefarm: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        reports: list[JobReport] = []
+        if jobs:
+            remove = [p for j in jobs for p in (f"/{j}.blend", f"/{j}")]
+            replace_entries(engine.store, "blends", "master", remove, entries)
+            display = ProgressDisplay(engine)
+            reports = engine.run_pending(workers=args.workers, progress=display.update,
+                                         on_job=display.start)
+            display.close()
+        for job in jobs:
+            try:
+                outcomes.append(JobOutcome(job, True, export(engine.store, job, out,
+                                                             not args.no_video)))
+            except TilefarmError as exc:
+                outcomes.append(JobOutcome(job, False, str(exc)))
+    for outcome in outcomes:
+        print(f"{outcome.job}: {'done' if outcome.ok else 'FAILED'}: {outcome.message}")
+    for report in reports:
+        if report.state != "success":
+            print(f"{report.pipeline} job {report.id[:12]} {report.state}: {report.error}")
+    print(f"{len([o for o in outcomes if o.ok])} of {len(outcomes)} jobs done; "
+          f"{sum(r.processed for r in reports)} processed, {sum(r.skipped for r in reports)} "
+          f"skipped, {sum(r.failed for r in reports)} failed")
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _render_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("render", help="render jobs on this machine: frames and a video",
+                       description="Put each .blend or job directory into the blends repo, run "
+                                   "splitter -> renderer -> merger -> encoder on this machine, and "
+                                   "write OUT/<job>/frames/ and OUT/<job>/<job>.mp4. Rerunning the "
+                                   "same command resumes.")
+    p.add_argument("sources", nargs="+", metavar="SCENE.blend|JOB_DIR")
+    p.add_argument("--out", required=True, metavar="OUT", help="where frames and videos go")
+    p.add_argument("--root", metavar="DIR", help="the engine's store (default OUT/.tilefarm)")
+    add_plan_flags(p)
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="worker processes per pipeline; Blender threads are split between them")
+    p.add_argument("--no-video", action="store_true", help="frames only")
+    p.set_defaults(handler=cmd_render)
+
+
+RENDER_COMMANDS = [_render_parser]

@@ -1,0 +1,241 @@
+"""Versioned repos on disk: content-addressed objects plus SQLite metadata.
+
+A commit is immutable once finished and lists every file it holds (path ->
+sha256); identical bytes are stored once under ``objects/``. Writes that must
+appear together (a job's output commit and its branch head) share one SQLite
+transaction, so a commit is visible whole or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tilefarm.errors import TilefarmError
+from tilefarm.runtime.files import copy_file, sha256_file
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS repos (name TEXT PRIMARY KEY, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS commits (
+    id TEXT PRIMARY KEY, repo TEXT NOT NULL, branch TEXT NOT NULL, parent TEXT,
+    created REAL NOT NULL, state TEXT NOT NULL, job TEXT, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    commit_id TEXT NOT NULL, path TEXT NOT NULL, hash TEXT NOT NULL, size INTEGER NOT NULL,
+    PRIMARY KEY (commit_id, path));
+CREATE TABLE IF NOT EXISTS branches (
+    repo TEXT NOT NULL, name TEXT NOT NULL, head TEXT, PRIMARY KEY (repo, name));
+CREATE TABLE IF NOT EXISTS pipelines (
+    name TEXT PRIMARY KEY, spec TEXT NOT NULL, version INTEGER NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, version INTEGER NOT NULL, inputs TEXT NOT NULL,
+    output TEXT, state TEXT NOT NULL, created REAL NOT NULL, started REAL, finished REAL,
+    total INTEGER NOT NULL DEFAULT 0, processed INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
+    workers INTEGER NOT NULL DEFAULT 0, error TEXT);
+CREATE TABLE IF NOT EXISTS datums (
+    job TEXT NOT NULL, id TEXT NOT NULL, pipeline TEXT NOT NULL, version INTEGER NOT NULL,
+    inputs TEXT NOT NULL, state TEXT NOT NULL, tries INTEGER NOT NULL DEFAULT 0,
+    started REAL, finished REAL, error TEXT, PRIMARY KEY (job, id));
+CREATE TABLE IF NOT EXISTS datum_outputs (
+    pipeline TEXT NOT NULL, version INTEGER NOT NULL, datum TEXT NOT NULL, path TEXT NOT NULL,
+    hash TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (pipeline, version, datum, path));
+CREATE INDEX IF NOT EXISTS datums_by_id ON datums (pipeline, version, id, state);
+"""
+
+
+class StoreError(TilefarmError):
+    """A repo, branch, commit or path does not exist or cannot be written."""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str  # absolute inside the repo: "/shot/plan.json"
+    hash: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Commit:
+    id: str
+    repo: str
+    branch: str
+    parent: str | None
+    created: float
+    state: str  # "finished" or "failed"
+    job: str | None
+
+
+def normalize(path: str) -> str:
+    """Repo paths are absolute and slash-separated, with no empty, '.' or '..' parts."""
+    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise StoreError(f"path {path!r} may not contain '..'")
+    return "/" + "/".join(parts)
+
+
+class Store:
+    """Repos, commits and files under ``root``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.objects = root / "objects"
+        root.mkdir(parents=True, exist_ok=True)
+        self.objects.mkdir(exist_ok=True)
+        # Worker threads record datum outcomes; one lock serialises every statement.
+        self.lock = threading.RLock()
+        self.db = sqlite3.connect(root / "meta.sqlite", timeout=30, isolation_level=None,
+                                  check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    # -- objects -------------------------------------------------------------------------
+
+    def object_path(self, digest: str) -> Path:
+        return self.objects / digest[:2] / digest
+
+    def add_object(self, source: Path) -> FileInfo:
+        """Store ``source``'s bytes once (by sha256); return its digest and size."""
+        digest = sha256_file(source)
+        target = self.object_path(digest)
+        if not target.exists():
+            staged = target.with_name(f".incoming-{uuid.uuid4().hex}")
+            copy_file(source, staged)
+            os.chmod(staged, 0o444)
+            os.replace(staged, target)
+        return FileInfo("", digest, target.stat().st_size)
+
+    def export(self, info: FileInfo, dest: Path) -> None:
+        """Copy the file's bytes to ``dest`` outside the store, appearing whole or not at all
+        (a copy, never a link: what a user edits must not be the store's object)."""
+        copy_file(self.object_path(info.hash), dest)
+
+    def materialize(self, info: FileInfo, dest: Path) -> None:
+        """Place the file's bytes at ``dest`` (a hard link where possible: no copy)."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        source = self.object_path(info.hash)
+        try:
+            os.link(source, dest)
+        except OSError:
+            shutil.copyfile(source, dest)
+
+    # -- repos and commits ----------------------------------------------------------------
+
+    def create_repo(self, name: str, *, exist_ok: bool = False) -> None:
+        if not name or "/" in name or "@" in name or ":" in name:
+            raise StoreError(f"repo name {name!r} is not allowed; use letters, digits, - and _")
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM repos WHERE name=?", (name,)).fetchone():
+                if exist_ok:
+                    return
+                raise StoreError(f"repo {name!r} already exists")
+            db.execute("INSERT INTO repos VALUES (?, ?)", (name, time.time()))
+            db.execute("INSERT INTO branches VALUES (?, 'master', NULL)", (name,))
+
+    def repos(self) -> list[str]:
+        return [r["name"] for r in self.db.execute("SELECT name FROM repos ORDER BY name")]
+
+    def has_repo(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM repos WHERE name=?", (name,)).fetchone() is not None
+
+    def head(self, repo: str, branch: str = "master") -> Commit | None:
+        if not self.has_repo(repo):
+            raise StoreError(f"repo {repo!r} does not exist; see `tilefarm list repo`")
+        row = self.db.execute("SELECT head FROM branches WHERE repo=? AND name=?",
+                              (repo, branch)).fetchone()
+        if row is None:
+            raise StoreError(f"branch {repo}@{branch} does not exist")
+        return self.commit(row["head"]) if row["head"] else None
+
+    def commit(self, commit_id: str) -> Commit:
+        row = self.db.execute("SELECT * FROM commits WHERE id=?", (commit_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"commit {commit_id!r} does not exist")
+        return Commit(row["id"], row["repo"], row["branch"], row["parent"], row["created"],
+                      row["state"], row["job"])
+
+    def commits(self, repo: str, branch: str | None = None) -> list[Commit]:
+        sql, args = "SELECT id FROM commits WHERE repo=?", [repo]
+        if branch:
+            sql, args = sql + " AND branch=?", args + [branch]
+        return [self.commit(r["id"]) for r in self.db.execute(sql + " ORDER BY seq DESC", args)]
+
+    def files(self, commit_id: str | None, prefix: str = "/") -> list[FileInfo]:
+        """Files of a commit at or under ``prefix``, sorted by path."""
+        if commit_id is None:
+            return []
+        prefix = normalize(prefix)
+        rows = self.db.execute("SELECT path, hash, size FROM files WHERE commit_id=? ORDER BY path",
+                               (commit_id,))
+        under = prefix.rstrip("/") + "/"
+        return [FileInfo(r["path"], r["hash"], r["size"]) for r in rows
+                if prefix == "/" or r["path"] == prefix or r["path"].startswith(under)]
+
+    def write_commit(self, repo: str, branch: str, files: Mapping[str, FileInfo], *,
+                     parent: str | None, state: str = "finished", job: str | None = None,
+                     move_head: bool = True) -> Commit:
+        """Record a commit holding exactly ``files``, atomically with its branch head."""
+        commit_id = uuid.uuid4().hex
+        now = time.time()
+        with self.transaction() as db:
+            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM commits").fetchone()[0]
+            db.execute("INSERT INTO commits VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (commit_id, repo, branch, parent, now, state, job, seq))
+            db.executemany("INSERT INTO files VALUES (?, ?, ?, ?)",
+                           [(commit_id, path, f.hash, f.size) for path, f in files.items()])
+            if move_head:
+                db.execute("INSERT INTO branches VALUES (?, ?, ?) ON CONFLICT(repo, name) "
+                           "DO UPDATE SET head=excluded.head", (repo, branch, commit_id))
+        return self.commit(commit_id)
+
+    def put_files(self, repo: str, branch: str, entries: Iterable[tuple[str, Path]]) -> Commit:
+        """A new commit on ``branch``: its head's files plus (or replaced by) ``entries``."""
+        head = self.head(repo, branch)
+        files = {f.path: f for f in self.files(head.id if head else None)}
+        for path, source in entries:
+            info = self.add_object(source)
+            path = normalize(path)
+            for existing in list(files):  # a file replaces a directory of that name, and back
+                if existing.startswith(path + "/") or path.startswith(existing + "/"):
+                    del files[existing]
+            files[path] = FileInfo(path, info.hash, info.size)
+        return self.write_commit(repo, branch, files, parent=head.id if head else None)
+
+
+def replace_entries(store: Store, repo: str, branch: str, remove: list[str],
+                    entries: list[tuple[str, Path]]) -> Commit | None:
+    """One commit that drops the paths under ``remove`` and adds ``entries``; None if that
+    would change nothing (rerunning a command then resumes instead of starting over)."""
+    head = store.head(repo, branch)
+    current = {f.path: f for f in store.files(head.id if head else None)}
+    files = {p: f for p, f in current.items()
+             if not any(p == r or p.startswith(r.rstrip("/") + "/") for r in remove)}
+    for path, source in entries:
+        info = store.add_object(source)
+        files[normalize(path)] = FileInfo(normalize(path), info.hash, info.size)
+    if {p: f.hash for p, f in files.items()} == {p: f.hash for p, f in current.items()} and head:
+        return None
+    return store.write_commit(repo, branch, files, parent=head.id if head else None)

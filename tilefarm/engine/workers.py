@@ -1,0 +1,211 @@
+"""Worker processes that run a job's datums, plain or with datum batching.
+
+Plain: one process per datum (``transform.cmd``), as a Pachyderm worker without
+batching runs it. Batching (``transform.datumBatching``): one long-lived
+process per worker pulls datum after datum through the ``NextDatum`` gRPC call
+on ``PPS_WORKER_GRPC_PORT``, so stage code runs unchanged on both engines.
+Each datum sees its inputs under its own pfs directory (``TILEFARM_PFS_ROOT``)
+and the per-input variables, and writes to that directory's ``out``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tilefarm.engine.datums import Datum
+from tilefarm.engine.store import Store
+from tilefarm.pipelines.specs import PipelineSpec
+from tilefarm.pipelines.worker import WORKER_PORT_ENV, WorkerServer
+from tilefarm.runtime.pfs import PFS_ROOT_ENV
+from tilefarm.runtime.procs import kill_group, log_tail
+
+
+@dataclass
+class DatumRun:
+    datum: Datum
+    tries: int = 0
+    error: str = ""
+
+
+# (datum run, succeeded, error, datum pfs dir) -> None; called once per try.
+Finish = Callable[[DatumRun, bool, str, Path], None]
+
+
+def local_argv(cmd: list[str]) -> list[str]:
+    """The image's ``python3`` is this interpreter on one machine."""
+    return [sys.executable if i == 0 and part in ("python3", "python") else part
+            for i, part in enumerate(cmd)]
+
+
+class JobWorkers:
+    """Runs ``runs`` with up to ``workers`` processes; ``finish`` records each outcome."""
+
+    def __init__(self, store: Store, spec: PipelineSpec, job: str, runs: list[DatumRun],
+                 workers: int, finish: Finish, work: Path, logs: Path, threads: int) -> None:
+        self.store, self.spec, self.job = store, spec, job
+        self.queue: deque[DatumRun] = deque(runs)
+        self.workers = max(1, workers)
+        self.finish_cb = finish
+        self.work, self.logs = work, logs
+        self.threads = threads
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.processes: set[subprocess.Popen[bytes]] = set()
+        self.crash: BaseException | None = None
+
+    # -- shared ----------------------------------------------------------------------------
+
+    def next_run(self) -> DatumRun | None:
+        with self.lock:
+            return self.queue.popleft() if self.queue and not self.stopping.is_set() else None
+
+    def finish(self, run: DatumRun, ok: bool, error: str, pfs: Path) -> None:
+        run.tries += 1
+        run.error = error
+        self.finish_cb(run, ok, error, pfs)
+        shutil.rmtree(pfs.parent, ignore_errors=True)
+        if not ok and run.tries < self.spec.tries and not self.stopping.is_set():
+            with self.lock:
+                self.queue.appendleft(run)  # retried next (datumTries)
+
+    def prepare(self, run: DatumRun, worker: int | None = None) -> tuple[Path, dict[str, str]]:
+        """The datum's pfs directory: inputs linked in, an empty out/.
+
+        A batching worker keeps one directory, refilled for each datum, as a Pachyderm
+        worker keeps /pfs: a datum's inputs then sit at the same paths as the previous
+        datum's, so a warm Blender sees the same .blend and keeps it loaded.
+        """
+        name = f"worker-{worker}" if worker is not None else f"{run.datum.id}-{run.tries}"
+        pfs = self.work / name / "pfs"
+        shutil.rmtree(pfs.parent, ignore_errors=True)
+        (pfs / "out").mkdir(parents=True)
+        for part in run.datum.parts:
+            for info in part.files:
+                self.store.materialize(info, pfs / part.name / info.path.lstrip("/"))
+        env = run.datum.env(str(pfs))
+        env.update({PFS_ROOT_ENV: str(pfs), "PACH_DATUM_ID": run.datum.id,
+                    "PACH_JOB_ID": self.job, "PPS_PIPELINE_NAME": self.spec.name})
+        return pfs, env
+
+    def base_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.spec.env)
+        if self.threads:
+            env["TILEFARM_THREADS"] = str(self.threads)
+        env.pop(WORKER_PORT_ENV, None)
+        return env
+
+    def run(self) -> None:
+        """Run every datum; re-raise the first error of tilefarm's own (not a datum's)."""
+        body = self._batching_worker if self.spec.batching else self._plain_worker
+
+        def guarded(index: int) -> None:
+            try:
+                body(index)
+            except BaseException as exc:  # surfaced in the job, never lost in a thread
+                self.crash = self.crash or exc
+                self.stop()
+
+        threads = [threading.Thread(target=guarded, args=(n,), daemon=True)
+                   for n in range(self.workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if self.crash is not None:
+            raise self.crash
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for proc in list(self.processes):
+            kill_group(proc)
+
+    def _spawn(self, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as sink:
+            proc = subprocess.Popen(local_argv(self.spec.cmd), env=env, stdin=subprocess.DEVNULL,
+                                    stdout=sink, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        self.processes.add(proc)
+        return proc
+
+    # -- one process per datum ---------------------------------------------------------------
+
+    def _plain_worker(self, index: int) -> None:
+        while (run := self.next_run()) is not None:
+            pfs, env = self.prepare(run)
+            log = self.logs / f"{run.datum.id}.log"
+            proc = self._spawn({**self.base_env(), **env}, log)
+            try:
+                code = proc.wait(timeout=self.spec.timeout)
+                error = "" if code == 0 else f"exited with code {code}: {log_tail(log, 2)}"
+            except subprocess.TimeoutExpired:
+                kill_group(proc)
+                error = f"timed out after {self.spec.timeout:g} s (datumTimeout)"
+            self.processes.discard(proc)
+            self.finish(run, not error, error, pfs)
+
+    # -- datum batching ------------------------------------------------------------------------
+
+    def _batching_worker(self, index: int) -> None:
+        fruitless = 0
+        while self.queue and not self.stopping.is_set() and fruitless < 3:
+            served = self._batching_process(index)
+            fruitless = 0 if served else fruitless + 1
+
+    def _batching_process(self, index: int) -> int:
+        """One worker process from start to exit; returns how many datums it was given."""
+        state: dict[str, object] = {"current": None, "pfs": None, "started": 0.0, "served": 0}
+        guard = threading.Lock()
+
+        def next_datum(previous_error: str) -> list[str] | None:
+            with guard:
+                current = state["current"]
+                if isinstance(current, DatumRun):
+                    state["current"] = None
+                    self.finish(current, not previous_error, previous_error, state["pfs"])  # type: ignore[arg-type]
+                run = self.next_run()
+                if run is None:
+                    return None
+                pfs, env = self.prepare(run, index)
+                state.update(current=run, pfs=pfs, started=time.monotonic(),
+                             served=int(state["served"]) + 1)  # type: ignore[call-overload]
+                return [f"{k}={v}" for k, v in env.items()]
+
+        server = WorkerServer(next_datum)
+        log = self.logs / f"worker-{index}.log"
+        proc = self._spawn({**self.base_env(), WORKER_PORT_ENV: str(server.port)}, log)
+        try:
+            while proc.poll() is None:
+                time.sleep(0.05)
+                timeout = self.spec.timeout
+                with guard:
+                    late = (isinstance(state["current"], DatumRun) and timeout is not None
+                            and time.monotonic() - float(state["started"]) > timeout)  # type: ignore[arg-type]
+                if late:
+                    kill_group(proc)
+                    with guard:
+                        current = state["current"]
+                        state["current"] = None
+                    if isinstance(current, DatumRun):
+                        self.finish(current, False, f"timed out after {timeout:g} s (datumTimeout)",
+                                    state["pfs"])  # type: ignore[arg-type]
+        finally:
+            server.stop()
+            self.processes.discard(proc)
+            with guard:
+                current = state["current"]
+                state["current"] = None
+            if isinstance(current, DatumRun):  # the process died mid-datum
+                self.finish(current, False, f"worker exited with code {proc.returncode} mid-datum: "
+                            f"{log_tail(log, 2)}", state["pfs"])  # type: ignore[arg-type]
+        return int(state["served"])  # type: ignore[call-overload]

@@ -1,0 +1,138 @@
+"""The pure planner: scene facts + job settings -> plan and task manifests. No ``bpy``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tilefarm.errors import SceneError, UsageError
+from tilefarm.plan.facts import SceneFacts
+from tilefarm.plan.formats import frame_format
+from tilefarm.plan.frames import parse_frames, scene_frames
+from tilefarm.plan.model import PLAN_VERSION, OutputSpec, Plan, Region, Task, Tile, VideoSpec
+from tilefarm.plan.settings import DEFAULT_CHUNK, MAX_AUTO_OVERSCAN, JobSettings
+from tilefarm.plan.tiling import Rect, border_for, grid_tiles, parse_grid
+
+DEFAULT_VIDEO = VideoSpec(enabled=True, codec="h264", crf=18, preset="medium", audio=None)
+
+
+def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
+              origins: Mapping[str, str] | None = None, source: str | None = None) -> Plan:
+    """Plan ``job``: which frames, tiles and tasks, in what order.
+
+    ``origins`` names where each setting came from (``--tiles``, ``tilefarm.json: tiles``)
+    so errors point at the flag or file the user wrote; ``source`` is the .blend's path
+    as the user knows it, for scene errors.
+    """
+    origin = dict(origins or {})
+    where = source or blend
+
+    def flag(name: str) -> str:
+        return origin.get(name, name)
+
+    if facts.freestyle_script:
+        raise SceneError(f"scene {facts.scene!r} renders Freestyle with a Python line style, "
+                         "which runs code from the file; use parameter-editor line styles",
+                         path=where)
+    if facts.camera is None and not facts.camera_markers:
+        raise SceneError(f"scene {facts.scene!r} has no camera; set an active camera "
+                         "(or bind one to a timeline marker)", path=where)
+
+    if settings.frames is not None:
+        frames = parse_frames(settings.frames, flag=flag("frames"))
+    else:
+        frames = scene_frames(facts.frame_start, facts.frame_end, facts.frame_step)
+        if not frames:
+            raise SceneError(f"scene {facts.scene!r} has an empty frame range "
+                             f"{facts.frame_start}-{facts.frame_end}", path=where)
+
+    check_settings(settings, origin)
+    nx, ny = parse_grid(settings.tiles, flag=flag("tiles")) if settings.tiles else (1, 1)
+    rects = grid_tiles(facts.width, facts.height, nx, ny, flag=flag("tiles"))
+    chunk = settings.chunk if settings.chunk is not None else DEFAULT_CHUNK
+    overscan = settings.overscan if settings.overscan is not None else auto_overscan(facts)
+
+    tiles = [_tile(i, rect, facts.width, facts.height, overscan) for i, rect in enumerate(rects)]
+    chunks = [frames[i:i + chunk] for i in range(0, len(frames), chunk)]
+    tasks = [
+        Task(id=task_id(c, tile.index if len(tiles) > 1 else None), chunk=c, frames=chunk_frames,
+             tile=tile if len(tiles) > 1 else None)
+        for c, chunk_frames in enumerate(chunks) for tile in tiles
+    ]
+
+    fmt = frame_format(settings.output_format or facts.output.file_format)
+    video = settings.video
+    video_spec = DEFAULT_VIDEO if video is None else VideoSpec(
+        enabled=video.enabled if video.enabled is not None else DEFAULT_VIDEO.enabled,
+        codec=video.codec or DEFAULT_VIDEO.codec,
+        crf=video.crf if video.crf is not None else DEFAULT_VIDEO.crf,
+        preset=video.preset or DEFAULT_VIDEO.preset,
+        audio=video.audio)
+
+    return Plan(
+        version=PLAN_VERSION, job=job, blend=blend, scene=facts.scene,
+        width=facts.width, height=facts.height, fps=facts.fps, fps_base=facts.fps_base,
+        frames=frames, grid=[nx, ny], chunk=chunk, overscan=overscan, tiles=tiles, tasks=tasks,
+        output=OutputSpec(file_format=fmt.blender, extension=fmt.extension,
+                          preview=not fmt.encodable),
+        video=video_spec, facts=facts)
+
+
+# Cycles filters adaptive sampling after sample indices s with s % 16 == 15 past the minimum
+# samples (AdaptiveSampling::need_filter). The minimum is 4 or more, automatic or not, so
+# counting from 4 (and from index 0, not the sample offset) counts passes high, never low.
+ADAPTIVE_STEP = 16
+ADAPTIVE_MIN_SAMPLES = 4
+
+
+def adaptive_filter_passes(facts: SceneFacts) -> int:
+    """How many adaptive-sampling filter passes a render of the scene runs, at most."""
+    adaptive = facts.adaptive_sampling
+    if facts.engine != "CYCLES" or not adaptive.enabled:
+        return 0
+    last = adaptive.sample_offset + adaptive.max_samples - 1  # the last sample index rendered
+    floor = max(ADAPTIVE_MIN_SAMPLES, adaptive.min_samples)
+    return max(0, (last + 1) // ADAPTIVE_STEP - (floor + 1) // ADAPTIVE_STEP)
+
+
+def auto_overscan(facts: SceneFacts) -> int:
+    """The margin a tile needs to match the whole-frame render.
+
+    In Cycles a pixel's samples depend on its neighbours only through adaptive sampling's
+    filter (path guiding aside: it learns from the whole render, and with it even two of
+    Blender's own renders differ):
+    each pass marks the pixels around an unconverged one unconverged too, so a pixel can
+    feel one more pixel away per pass, and a margin of one pixel per pass makes a tile
+    exact. Without adaptive filtering (adaptive sampling off, or fewer samples than its
+    first pass) tiles need none. Above ``MAX_AUTO_OVERSCAN`` passes the margin stays at
+    that, the 16 px DESIGN.md measured; a job that wants the proof sets ``overscan`` to
+    the pass count.
+    """
+    return min(adaptive_filter_passes(facts), MAX_AUTO_OVERSCAN)
+
+
+def check_settings(settings: JobSettings, origins: Mapping[str, str] | None = None) -> None:
+    """Check the settings that need no scene facts, so bad flags fail before Blender starts."""
+    origin = dict(origins or {})
+    if settings.frames is not None:
+        parse_frames(settings.frames, flag=origin.get("frames", "frames"))
+    if settings.tiles is not None:
+        parse_grid(settings.tiles, flag=origin.get("tiles", "tiles"))
+    if settings.chunk is not None and settings.chunk < 1:
+        raise UsageError(f"{settings.chunk} frames per task is not allowed; use 1 or more",
+                         flag=origin.get("chunk", "chunk"))
+    if settings.overscan is not None and settings.overscan < 0:
+        raise UsageError(f"overscan {settings.overscan} is not allowed; use 0 or more pixels",
+                         flag=origin.get("overscan", "overscan"))
+
+
+def task_id(chunk: int, tile: int | None) -> str:
+    """``c00003`` for a whole-frame task, ``c00003-t0002`` for a tile; fixed widths sort."""
+    return f"c{chunk:05d}" if tile is None else f"c{chunk:05d}-t{tile:04d}"
+
+
+def _tile(index: int, rect: Rect, width: int, height: int, overscan: int) -> Tile:
+    grown = rect.grow(overscan, width, height)
+    border = border_for(grown, width, height)
+    region = Region(grown.x0, grown.y0, grown.x1, grown.y1,
+                    border.min_x, border.max_x, border.min_y, border.max_y)
+    return Tile(index=index, x0=rect.x0, y0=rect.y0, x1=rect.x1, y1=rect.y1, render=region)

@@ -1,0 +1,77 @@
+"""Job settings: ``tilefarm.json`` in a job directory (schema ``settings``).
+
+One configuration path (STYLE.md, 12): defaults, then this file, then
+environment, then command-line flags. ``JobSettings.merged`` applies a later
+layer over an earlier one; a field left ``None`` keeps the earlier value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from tilefarm.errors import SettingsError
+from tilefarm.plan.formats import CODECS, FORMATS
+from tilefarm.plan.schemas import load, validate
+
+SETTINGS_FILE = "tilefarm.json"
+# The most overscan chosen for a scene when the job sets none (tilefarm.plan.planner.auto_overscan).
+MAX_AUTO_OVERSCAN = 16
+DEFAULT_CHUNK = 1
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    enabled: bool | None = None
+    codec: str | None = None
+    crf: int | None = None
+    preset: str | None = None
+    audio: str | None = None  # a file in the job directory, used instead of the scene's sound
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    frames: str | None = None
+    tiles: str | None = None
+    chunk: int | None = None
+    overscan: int | None = None
+    scene: str | None = None
+    output_format: str | None = None
+    video: VideoSettings | None = None
+
+    def merged(self, later: "JobSettings") -> "JobSettings":
+        """These settings with every field ``later`` sets taken from ``later``."""
+        values = {f.name: getattr(later, f.name) if getattr(later, f.name) is not None
+                  else getattr(self, f.name) for f in dataclasses.fields(self)}
+        if self.video is not None and later.video is not None:
+            values["video"] = VideoSettings(**{
+                f.name: getattr(later.video, f.name) if getattr(later.video, f.name) is not None
+                else getattr(self.video, f.name) for f in dataclasses.fields(VideoSettings)})
+        return JobSettings(**values)
+
+
+def read_settings(path: Path) -> JobSettings:
+    """Read and validate a ``tilefarm.json``; raise SettingsError naming it on any problem."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read job settings ({exc.__class__.__name__})", path=path) from None
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+                            path=path) from None
+    validate("settings", document, path=path, error=SettingsError)
+    settings = load(JobSettings, document)
+    check_registries(settings, path)
+    return settings
+
+
+def check_registries(settings: JobSettings, path: Path | None = None) -> None:
+    """Names the schema leaves to the registries (``tilefarm.plan.formats``) must be in them."""
+    video_codec = settings.video.codec if settings.video is not None else None
+    for key, value, allowed in (("output_format", settings.output_format, FORMATS),
+                                ("video/codec", video_codec, CODECS)):
+        if value is not None and value not in allowed:
+            raise SettingsError(f"{key}: {value!r} is not one of "
+                                f"{', '.join(map(repr, allowed))}", path=path)
