@@ -83,11 +83,25 @@ def test_jobs_skip_unchanged_datums_and_carry_outputs(engine: Engine, tmp_path: 
     assert output(engine, "upper") == {"/a.txt": "A", "/b.txt": "BEE", "/dir/c.txt": "C"}
 
 
-def test_updating_a_pipeline_reprocesses(engine: Engine, tmp_path: Path) -> None:
+def test_updating_a_pipeline_keeps_processed_datums_unless_reprocess(engine: Engine,
+                                                                    tmp_path: Path) -> None:
+    """pachctl's default: ``update pipeline`` keeps the pipeline's salt, so datums it already
+    processed are skipped; ``--reprocess`` (or ``"reprocess": true``) draws a new salt
+    (pachyderm src/server/pps/server/api_server.go: ``if !request.Reprocess { ...Salt =
+    oldPipelineInfo.Details.Salt }``; src/server/pps/cmds/cmds.go: --reprocess)."""
     engine.create_pipeline(parse_spec(spec("upper", UPPER), "t"))
     put(engine, tmp_path, {"/a.txt": "a"})
     engine.run_pending()
     engine.create_pipeline(parse_spec(spec("upper", UPPER + "\n# v2\n"), "t"), update=True)
+    (report,) = engine.run_pending()
+    assert (report.state, report.processed, report.skipped) == ("success", 0, 1)
+    assert output(engine, "upper") == {"/a.txt": "A"}
+    engine.create_pipeline(parse_spec(spec("upper", UPPER + "\n# v3\n"), "t"), update=True,
+                           reprocess=True)
+    (report,) = engine.run_pending()
+    assert (report.processed, report.skipped) == (1, 0)
+    engine.create_pipeline(parse_spec(spec("upper", UPPER + "\n# v4\n", reprocess=True), "t"),
+                           update=True)
     (report,) = engine.run_pending()
     assert (report.processed, report.skipped) == (1, 0)
 
@@ -111,8 +125,11 @@ def test_a_failed_datum_fails_the_job_and_stops_downstream(engine: Engine, tmp_p
                                            repo="first"), "t"))
     put(engine, tmp_path, {"/good.txt": "g", "/bad.txt": "b"})
     reports = engine.run_pending()
-    assert [(r.pipeline, r.state, r.processed, r.failed) for r in reports] == [("first", "failure", 1, 1)]
+    assert [(r.pipeline, r.state, r.processed, r.failed) for r in reports] == [
+        ("first", "failure", 1, 1), ("second", "unrunnable", 0, 0)]
     assert "exited with code 1" in (reports[0].error or "")
+    assert reports[1].error == "unrunnable because the following upstream pipelines failed: first"
+    assert engine.store.head("second") is None
     assert engine.store.head("first") is None  # the failed commit never became the head
     states = [c.state for c in engine.store.commits("first")]
     assert states == ["failed"]

@@ -142,7 +142,7 @@ def cmd_list_commit(args: argparse.Namespace) -> int:
 def cmd_create_pipeline(args: argparse.Namespace, update: bool = False) -> int:
     spec = read_spec(Path(args.file))
     with engine_of(args, lock=True) as engine:
-        engine.create_pipeline(spec, update=update)
+        engine.create_pipeline(spec, update=update, reprocess=getattr(args, "reprocess", False))
     return 0
 
 
@@ -276,8 +276,11 @@ def register(sub: Sub) -> None:
     add_root(p)
 
     update = _two_words(sub, "update", "update a pipeline")
-    p = update.add_parser("pipeline", help="replace a pipeline's spec; its datums reprocess")
+    p = update.add_parser("pipeline", help="replace a pipeline's spec; processed datums are "
+                          "kept unless --reprocess")
     p.add_argument("-f", "--file", required=True, metavar="SPEC")
+    p.add_argument("--reprocess", action="store_true",
+                   help="process every datum again, not only new or changed ones")
     p.set_defaults(handler=lambda a: cmd_create_pipeline(a, update=True))
     add_root(p)
 

@@ -67,7 +67,18 @@ def stage_job(source: JobSource, settings: JobSettings, staging: Path) -> list[t
 
 
 def export(store: Store, job: str, out: Path, video: bool) -> str:
-    """Copy the job's frames (and video) from the output repos into ``out/<job>/``."""
+    """Copy the job's frames (and video) from the output repos into ``out/<job>/``.
+
+    Only outputs made from the current ``blends`` commit count: where a job of this
+    commit set failed, the branches keep older outputs, and exporting those would hand
+    the user frames of another version of the job."""
+    blends = _head(store, "blends")
+    for repo in ("splitter", "merger") + (("encoder",) if video else ()):
+        head = store.head(repo)
+        if head is None or head.provenance.get("blends") != blends:
+            raise TilefarmError(f"job {job}: the {repo} output is not from this version of the "
+                                "jobs (a job failed or could not run); nothing was exported; "
+                                "see `tilefarm list job`")
     plan_info = _file(store, "splitter", f"/{job}/plan.json")
     if plan_info is None:
         raise TilefarmError(f"job {job}: no plan was made; see `tilefarm logs -p splitter`")
@@ -151,7 +162,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     print(f"{len([o for o in outcomes if o.ok])} of {len(outcomes)} jobs done; "
           f"{sum(r.processed for r in reports)} processed, {sum(r.skipped for r in reports)} "
           f"skipped, {sum(r.failed for r in reports)} failed")
-    return 0 if all(o.ok for o in outcomes) else 1
+    ok = all(o.ok for o in outcomes) and all(r.state == "success" for r in reports)
+    return 0 if ok else 1
 
 
 def _render_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

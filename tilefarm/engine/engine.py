@@ -1,5 +1,13 @@
 """The local engine: pipelines from specs, jobs per input commit, run in provenance order.
 
+Jobs run only on provenance-consistent inputs, as Pachyderm 2.x commit sets guarantee:
+every input of a job traces back to the same commits of the origin repos (those no
+pipeline writes). When an upstream job fails, the downstream job of that commit set is
+not run: it is recorded as ``unrunnable`` naming the failed upstream pipelines (pachd's
+JOB_UNRUNNABLE, "unrunnable because the following upstream pipelines failed: ...";
+``src/server/pps/server/registry.go`` processJobStarting), its output commit fails too so
+the failure reaches further down, and every branch keeps its last good output.
+
 One engine owns a store at a time (an exclusive lock on ``engine.lock``), so a
 second engine on the same store is refused instead of corrupting it.
 """
@@ -18,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tilefarm.engine.datums import Datum, datums
-from tilefarm.engine.store import FileInfo, Store, StoreError
+from tilefarm.engine.store import Commit, FileInfo, Store, StoreError
 from tilefarm.engine.workers import DatumRun, JobWorkers
 from tilefarm.errors import TilefarmError
 from tilefarm.pipelines.specs import PipelineSpec, parse_spec, provenance_order
@@ -43,6 +51,18 @@ class JobReport:
 
 
 Progress = Callable[[str, dict[str, int]], None]  # (job id, counts) on every datum outcome
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The input commits a job would run on, and the origin commits they all trace back to."""
+
+    commits: dict[str, str | None]  # input repo -> commit id (None: the repo is empty)
+    provenance: dict[str, str | None]  # origin repo -> commit id
+    failed: tuple[str, ...] = ()  # upstream pipelines whose job for this provenance failed
+
+    def key(self) -> str:
+        return json.dumps(self.commits, sort_keys=True)
 
 
 class Engine:
@@ -84,23 +104,32 @@ class Engine:
 
     # -- pipelines ---------------------------------------------------------------------------
 
-    def create_pipeline(self, spec: PipelineSpec, *, update: bool = False) -> bool:
-        """Create (or with ``update``, replace) a pipeline and its output repo; True if changed."""
-        row = self.store.db.execute("SELECT spec, version FROM pipelines WHERE name=?",
+    def create_pipeline(self, spec: PipelineSpec, *, update: bool = False,
+                        reprocess: bool = False) -> bool:
+        """Create (or with ``update``, replace) a pipeline and its output repo; True if changed.
+
+        An update keeps the datums the pipeline already processed, as ``pachctl update
+        pipeline`` keeps its salt (``api_server.go``: the old ``Details.Salt`` unless
+        ``Reprocess``); ``reprocess`` (or ``"reprocess": true`` in the spec) starts afresh."""
+        row = self.store.db.execute("SELECT spec, version, salt FROM pipelines WHERE name=?",
                                     (spec.name,)).fetchone()
         if row is not None and not update:
             raise StoreError(f"pipeline {spec.name!r} already exists; use `update pipeline`")
-        if row is not None and row["spec"] == spec.text():
+        reprocess = reprocess or bool(spec.raw.get("reprocess"))
+        if row is not None and row["spec"] == spec.text() and not reprocess:
             return False
         for repo in spec.input_repos():
             if not self.store.has_repo(repo):
                 raise StoreError(f"pipeline {spec.name!r} reads repo {repo!r}, which does not "
                                  "exist; create it first (`tilefarm create repo`)")
         version = (row["version"] + 1) if row is not None else 1
+        # The salt is the version whose datums still count: datum results are kept by it.
+        salt = version if row is None or reprocess else (row["salt"] or row["version"])
         with self.store.transaction() as db:
-            db.execute("INSERT INTO pipelines VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE "
-                       "SET spec=excluded.spec, version=excluded.version",
-                       (spec.name, spec.text(), version, time.time()))
+            db.execute("INSERT INTO pipelines (name, spec, version, created, salt) "
+                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE "
+                       "SET spec=excluded.spec, version=excluded.version, salt=excluded.salt",
+                       (spec.name, spec.text(), version, time.time(), salt))
         self.store.create_repo(spec.name, exist_ok=True)
         return True
 
@@ -109,20 +138,67 @@ class Engine:
         specs = {r["name"]: (parse_spec(json.loads(r["spec"]), r["name"]), r["version"]) for r in rows}
         return [(s, specs[s.name][1]) for s in provenance_order([v[0] for v in specs.values()])]
 
+    def salt(self, pipeline: str) -> int:
+        row = self.store.db.execute("SELECT version, salt FROM pipelines WHERE name=?",
+                                    (pipeline,)).fetchone()
+        return int(row["salt"] or row["version"])
+
+    # -- provenance ----------------------------------------------------------------------------
+
+    def origins(self, repo: str, specs: Mapping[str, PipelineSpec]) -> set[str]:
+        """The origin repos (no pipeline writes them) that ``repo`` derives from."""
+        spec = specs.get(repo)
+        if spec is None:
+            return {repo}
+        return set().union(*(self.origins(r, specs) for r in spec.input_repos()))
+
+    def resolve(self, spec: PipelineSpec) -> Inputs | None:
+        """The inputs a job of ``spec`` runs on now: each origin repo's head, and each
+        upstream pipeline's output commit made from those same origin commits. None while
+        an upstream has not run on them yet (it runs first, in provenance order)."""
+        specs = {s.name: s for s, _ in self.pipelines()}
+        provenance: dict[str, str | None] = {}
+        for origin in sorted(self.origins(spec.name, specs)):
+            head = self.store.head(origin)
+            provenance[origin] = head.id if head else None
+        commits: dict[str, str | None] = {}
+        failed = []
+        for repo in spec.input_repos():
+            if repo not in specs:
+                commits[repo] = provenance[repo]
+                continue
+            want = {o: provenance[o] for o in self.origins(repo, specs)}
+            made = self._made_from(repo, want)
+            if made is None:
+                return None
+            if made.state != "finished":
+                failed.append(repo)
+            commits[repo] = made.id
+        return Inputs(commits, provenance, tuple(sorted(failed)))
+
+    def _made_from(self, repo: str, provenance: Mapping[str, str | None]) -> Commit | None:
+        """The newest commit of ``repo`` derived from exactly ``provenance``."""
+        rows = self.store.db.execute("SELECT id, provenance FROM commits WHERE repo=? "
+                                     "ORDER BY seq DESC", (repo,)).fetchall()
+        for row in rows:
+            if json.loads(row["provenance"] or "{}") == dict(provenance):
+                return self.store.commit(row["id"])
+        return None
+
     # -- datums --------------------------------------------------------------------------------
 
-    def input_commits(self, spec: PipelineSpec) -> dict[str, str | None]:
-        heads = {}
-        for repo in spec.input_repos():
-            head = self.store.head(repo)
-            heads[repo] = head.id if head else None
-        return heads
-
-    def list_datums(self, spec: PipelineSpec) -> list[Datum]:
-        """The datums ``spec`` has over the current heads of its inputs (a dry run)."""
+    def list_datums(self, spec: PipelineSpec,
+                    commits: Mapping[str, str | None] | None = None) -> list[Datum]:
+        """The datums ``spec`` has over ``commits`` (input repo -> commit), by default the
+        current heads of its inputs (a dry run)."""
         def source(pfs: Mapping[str, Any]) -> tuple[list[FileInfo], str | None]:
-            head = self.store.head(str(pfs["repo"]), str(pfs.get("branch") or "master"))
-            return self.store.files(head.id if head else None), head.id if head else None
+            repo = str(pfs["repo"])
+            if commits is not None:
+                commit = commits.get(repo)
+            else:
+                head = self.store.head(repo, str(pfs.get("branch") or "master"))
+                commit = head.id if head else None
+            return self.store.files(commit), commit
 
         unique: dict[str, Datum] = {}
         for datum in datums(spec.input, source):
@@ -131,14 +207,15 @@ class Engine:
 
     # -- jobs -------------------------------------------------------------------------------------
 
-    def pending(self, spec: PipelineSpec, version: int) -> dict[str, str | None] | None:
-        """The input commits a job should run on, or None if the last such job succeeded."""
-        inputs = self.input_commits(spec)
-        if all(c is None for c in inputs.values()):
+    def pending(self, spec: PipelineSpec, version: int) -> Inputs | None:
+        """The inputs a job should run on, or None if nothing is to run (the last job on
+        them succeeded, the inputs are empty, or an upstream has yet to run)."""
+        inputs = self.resolve(spec)
+        if inputs is None or all(c is None for c in inputs.commits.values()):
             return None
         done = self.store.db.execute(
             "SELECT 1 FROM jobs WHERE pipeline=? AND version=? AND inputs=? AND state='success'",
-            (spec.name, version, json.dumps(inputs, sort_keys=True))).fetchone()
+            (spec.name, version, inputs.key())).fetchone()
         return None if done else inputs
 
     def run_pending(self, *, workers: int = 1, progress: Progress | None = None,
@@ -156,27 +233,49 @@ class Engine:
                 inputs = self.pending(spec, version)
                 if inputs is None:
                     continue
-                key = (spec.name, json.dumps(inputs, sort_keys=True))
+                key = (spec.name, inputs.key())
                 if key in attempted:
                     continue
                 attempted.add(key)
-                reports.append(self.run_job(spec, version, inputs, workers=workers,
-                                            progress=progress, on_job=on_job))
+                if inputs.failed:
+                    reports.append(self.unrunnable(spec, version, inputs))
+                else:
+                    reports.append(self.run_job(spec, version, inputs, workers=workers,
+                                                progress=progress, on_job=on_job))
                 started = True
                 break  # re-read provenance: this job may have made downstream work
             if not started:
                 return reports
 
-    def run_job(self, spec: PipelineSpec, version: int, inputs: dict[str, str | None], *,
+    def unrunnable(self, spec: PipelineSpec, version: int, inputs: Inputs) -> JobReport:
+        """Record a job that cannot run because an upstream job of its commit set failed;
+        its output commit fails too (so the failure reaches further down) and the branch
+        keeps its last good output."""
+        job = uuid.uuid4().hex
+        error = ("unrunnable because the following upstream pipelines failed: "
+                 + ", ".join(inputs.failed))
+        now = time.time()
+        head = self.store.head(spec.name)
+        commit = self.store.write_commit(spec.name, "master", {}, parent=head.id if head else None,
+                                         state="failed", job=job, move_head=False,
+                                         provenance=inputs.provenance)
+        self.store.db.execute(
+            "INSERT INTO jobs (id, pipeline, version, inputs, output, state, created, started, "
+            "finished, error) VALUES (?, ?, ?, ?, ?, 'unrunnable', ?, ?, ?, ?)",
+            (job, spec.name, version, inputs.key(), commit.id, now, now, now, error))
+        return JobReport(job, spec.name, "unrunnable", 0, 0, 0, 0, error)
+
+    def run_job(self, spec: PipelineSpec, version: int, inputs: Inputs, *,
                 workers: int = 1, progress: Progress | None = None,
                 on_job: Callable[[str, str, int], None] | None = None) -> JobReport:
         job = uuid.uuid4().hex
-        all_datums = self.list_datums(spec)
+        salt = self.salt(spec.name)
+        all_datums = self.list_datums(spec, inputs.commits)
         slots = max(1, min(workers, spec.parallelism))
         db = self.store.db
         db.execute("INSERT INTO jobs (id, pipeline, version, inputs, state, created, started, total,"
                    " workers) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
-                   (job, spec.name, version, json.dumps(inputs, sort_keys=True), time.time(),
+                   (job, spec.name, version, inputs.key(), time.time(),
                     time.time(), len(all_datums), slots))
         counts = {"total": len(all_datums), "processed": 0, "skipped": 0, "failed": 0}
         if on_job is not None:
@@ -185,11 +284,11 @@ class Engine:
         with self.store.transaction() as tx:
             for datum in all_datums:
                 done = tx.execute("SELECT 1 FROM datums WHERE pipeline=? AND version=? AND id=? "
-                                  "AND state='success' LIMIT 1", (spec.name, version, datum.id)).fetchone()
+                                  "AND state='success' LIMIT 1", (spec.name, salt, datum.id)).fetchone()
                 state = "skipped" if done else "pending"
                 tx.execute("INSERT INTO datums (job, id, pipeline, version, inputs, state) "
                            "VALUES (?, ?, ?, ?, ?, ?)",
-                           (job, datum.id, spec.name, version,
+                           (job, datum.id, spec.name, salt,
                             json.dumps([[p.name, p.path] for p in datum.parts]), state))
                 if done:
                     counts["skipped"] += 1
@@ -203,7 +302,7 @@ class Engine:
             with self.store.transaction() as tx:
                 if ok:
                     tx.executemany("INSERT OR REPLACE INTO datum_outputs VALUES (?, ?, ?, ?, ?, ?)",
-                                   [(spec.name, version, run.datum.id, p, f.hash, f.size)
+                                   [(spec.name, salt, run.datum.id, p, f.hash, f.size)
                                     for p, f in outputs])
                 state = "success" if ok else ("failed" if final else "pending")
                 tx.execute("UPDATE datums SET state=?, tries=?, finished=?, error=? "
@@ -224,7 +323,7 @@ class Engine:
         finally:
             pool.stop()
             shutil.rmtree(self.root / "work" / job, ignore_errors=True)
-        return self._close_job(spec, version, job, inputs, counts, crash)
+        return self._close_job(spec, job, inputs, counts, crash)
 
     def _collect(self, out: Path) -> list[tuple[str, FileInfo]]:
         files = []
@@ -240,8 +339,7 @@ class Engine:
         if progress is not None:
             progress(job, dict(counts))
 
-    def _close_job(self, spec: PipelineSpec, version: int, job: str,
-                   inputs: dict[str, str | None], counts: dict[str, int],
+    def _close_job(self, spec: PipelineSpec, job: str, inputs: Inputs, counts: dict[str, int],
                    crash: str | None = None) -> JobReport:
         db = self.store.db
         error = crash
@@ -268,7 +366,7 @@ class Engine:
         commit = self.store.write_commit(spec.name, "master", files if not error else {},
                                          parent=head.id if head else None,
                                          state="failed" if error else "finished", job=job,
-                                         move_head=not error)
+                                         move_head=not error, provenance=inputs.provenance)
         db.execute("UPDATE jobs SET state=?, finished=?, output=?, error=? WHERE id=?",
                    (state, time.time(), commit.id, error, job))
         return JobReport(job, spec.name, state, counts["total"], counts["processed"],

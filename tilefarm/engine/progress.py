@@ -67,7 +67,8 @@ def status_table(engine: "Engine") -> str:
             eta = elapsed / r["processed"] * (total - done)
         elif r["state"] != "running":
             eta = 0.0
-        percent = f"{100 * done / total:.0f}%" if total else "100%"
+        percent = (f"{100 * done / total:.0f}%" if total
+                   else "-" if r["state"] == "unrunnable" else "100%")
         rows.append([r["pipeline"], r["id"][:12], r["state"], percent, f"{done}/{total}",
                      time.strftime("%H:%M:%S", time.localtime(r["started"])) if r["started"] else "-",
                      _clock(elapsed), _clock(eta), str(r["workers"])])

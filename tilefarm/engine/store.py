@@ -4,17 +4,22 @@ A commit is immutable once finished and lists every file it holds (path ->
 sha256); identical bytes are stored once under ``objects/``. Writes that must
 appear together (a job's output commit and its branch head) share one SQLite
 transaction, so a commit is visible whole or not at all.
+
+Every commit records its provenance: the commit of each origin repo (one no pipeline
+writes) it derives from. A user's commit is its own origin; a job's output commit carries
+its inputs' provenance, as the commits of one Pachyderm commit set share an ID.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +54,9 @@ CREATE TABLE IF NOT EXISTS datum_outputs (
     hash TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (pipeline, version, datum, path));
 CREATE INDEX IF NOT EXISTS datums_by_id ON datums (pipeline, version, id, state);
 """
+# Columns added after the first release; a store made before them gains them on open.
+MIGRATIONS = (("commits", "provenance", "TEXT"),
+              ("pipelines", "salt", "INTEGER"))
 
 
 class StoreError(TilefarmError):
@@ -71,6 +79,7 @@ class Commit:
     created: float
     state: str  # "finished" or "failed"
     job: str | None
+    provenance: dict[str, str | None]  # origin repo -> the commit of it this one derives from
 
 
 def normalize(path: str) -> str:
@@ -97,6 +106,14 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        for table, column, kind in MIGRATIONS:
+            have = {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                if column == "provenance":
+                    # Outputs made before provenance was recorded cannot prove what they were
+                    # made from: their jobs run once more (every datum skipped, outputs kept).
+                    self.db.execute("UPDATE jobs SET state='superseded' WHERE state='success'")
 
     def close(self) -> None:
         self.db.close()
@@ -175,7 +192,7 @@ class Store:
         if row is None:
             raise StoreError(f"commit {commit_id!r} does not exist")
         return Commit(row["id"], row["repo"], row["branch"], row["parent"], row["created"],
-                      row["state"], row["job"])
+                      row["state"], row["job"], json.loads(row["provenance"] or "{}"))
 
     def commits(self, repo: str, branch: str | None = None) -> list[Commit]:
         sql, args = "SELECT id FROM commits WHERE repo=?", [repo]
@@ -196,46 +213,84 @@ class Store:
 
     def write_commit(self, repo: str, branch: str, files: Mapping[str, FileInfo], *,
                      parent: str | None, state: str = "finished", job: str | None = None,
-                     move_head: bool = True) -> Commit:
-        """Record a commit holding exactly ``files``, atomically with its branch head."""
-        commit_id = uuid.uuid4().hex
-        now = time.time()
+                     move_head: bool = True,
+                     provenance: Mapping[str, str | None] | None = None) -> Commit:
+        """Record a commit holding exactly ``files``, atomically with its branch head.
+
+        Without ``provenance`` the commit is its own origin (a user's commit)."""
         with self.transaction() as db:
-            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM commits").fetchone()[0]
-            db.execute("INSERT INTO commits VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (commit_id, repo, branch, parent, now, state, job, seq))
-            db.executemany("INSERT INTO files VALUES (?, ?, ?, ?)",
-                           [(commit_id, path, f.hash, f.size) for path, f in files.items()])
-            if move_head:
-                db.execute("INSERT INTO branches VALUES (?, ?, ?) ON CONFLICT(repo, name) "
-                           "DO UPDATE SET head=excluded.head", (repo, branch, commit_id))
+            commit_id = self._insert_commit(db, repo, branch, files, parent, state, job,
+                                            move_head, provenance)
+        return self.commit(commit_id)
+
+    def _insert_commit(self, db: sqlite3.Connection, repo: str, branch: str,
+                       files: Mapping[str, FileInfo], parent: str | None, state: str,
+                       job: str | None, move_head: bool,
+                       provenance: Mapping[str, str | None] | None) -> str:
+        commit_id = uuid.uuid4().hex
+        origin = dict(provenance) if provenance is not None else {repo: commit_id}
+        seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM commits").fetchone()[0]
+        db.execute("INSERT INTO commits (id, repo, branch, parent, created, state, job, seq, "
+                   "provenance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (commit_id, repo, branch, parent, time.time(), state, job, seq,
+                    json.dumps(origin, sort_keys=True)))
+        db.executemany("INSERT INTO files VALUES (?, ?, ?, ?)",
+                       [(commit_id, path, f.hash, f.size) for path, f in files.items()])
+        if move_head:
+            db.execute("INSERT INTO branches VALUES (?, ?, ?) ON CONFLICT(repo, name) "
+                       "DO UPDATE SET head=excluded.head", (repo, branch, commit_id))
+        return commit_id
+
+    def modify(self, repo: str, branch: str, change: Callable[[dict[str, FileInfo]], None],
+               *, skip_unchanged: bool = False) -> Commit | None:
+        """A new commit on ``branch``: ``change`` edits a copy of the head's files.
+
+        The head is read inside the same write transaction as the new commit, so two
+        concurrent writers both land (each sees the other's commit), as pachd's
+        ModifyFile does. With ``skip_unchanged``, no commit is made (None) when the files
+        come out as they were and the branch has a head."""
+        self.head(repo, branch)  # a clear error for an unknown repo or branch
+        with self.transaction() as db:
+            row = db.execute("SELECT head FROM branches WHERE repo=? AND name=?",
+                             (repo, branch)).fetchone()
+            head = row["head"] if row else None
+            current = {f.path: f for f in self.files(head)}
+            files = dict(current)
+            change(files)
+            if skip_unchanged and head and ({p: f.hash for p, f in files.items()}
+                                            == {p: f.hash for p, f in current.items()}):
+                return None
+            commit_id = self._insert_commit(db, repo, branch, files, head, "finished", None,
+                                            True, None)
         return self.commit(commit_id)
 
     def put_files(self, repo: str, branch: str, entries: Iterable[tuple[str, Path]]) -> Commit:
         """A new commit on ``branch``: its head's files plus (or replaced by) ``entries``."""
-        head = self.head(repo, branch)
-        files = {f.path: f for f in self.files(head.id if head else None)}
-        for path, source in entries:
-            info = self.add_object(source)
-            path = normalize(path)
-            for existing in list(files):  # a file replaces a directory of that name, and back
-                if existing.startswith(path + "/") or path.startswith(existing + "/"):
-                    del files[existing]
-            files[path] = FileInfo(path, info.hash, info.size)
-        return self.write_commit(repo, branch, files, parent=head.id if head else None)
+        added = [(normalize(path), self.add_object(source)) for path, source in entries]
+
+        def change(files: dict[str, FileInfo]) -> None:
+            for path, info in added:
+                for existing in list(files):  # a file replaces a directory of that name, and back
+                    if existing.startswith(path + "/") or path.startswith(existing + "/"):
+                        del files[existing]
+                files[path] = FileInfo(path, info.hash, info.size)
+
+        commit = self.modify(repo, branch, change)
+        assert commit is not None
+        return commit
 
 
 def replace_entries(store: Store, repo: str, branch: str, remove: list[str],
                     entries: list[tuple[str, Path]]) -> Commit | None:
     """One commit that drops the paths under ``remove`` and adds ``entries``; None if that
     would change nothing (rerunning a command then resumes instead of starting over)."""
-    head = store.head(repo, branch)
-    current = {f.path: f for f in store.files(head.id if head else None)}
-    files = {p: f for p, f in current.items()
-             if not any(p == r or p.startswith(r.rstrip("/") + "/") for r in remove)}
-    for path, source in entries:
-        info = store.add_object(source)
-        files[normalize(path)] = FileInfo(normalize(path), info.hash, info.size)
-    if {p: f.hash for p, f in files.items()} == {p: f.hash for p, f in current.items()} and head:
-        return None
-    return store.write_commit(repo, branch, files, parent=head.id if head else None)
+    added = [(normalize(path), store.add_object(source)) for path, source in entries]
+
+    def change(files: dict[str, FileInfo]) -> None:
+        for p in [p for p in files if any(p == r or p.startswith(r.rstrip("/") + "/")
+                                          for r in remove)]:
+            del files[p]
+        for path, info in added:
+            files[path] = FileInfo(path, info.hash, info.size)
+
+    return store.modify(repo, branch, change, skip_unchanged=True)
