@@ -106,7 +106,7 @@ def renderer_pids() -> list[int]:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"-m" in argv and b"renderer" in argv:
+        if b"-m" in argv and b"tilefarm.renderer" in argv:
             pids.append(int(proc.name))
     return pids
 
