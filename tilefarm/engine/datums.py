@@ -1,11 +1,11 @@
 """Pachyderm 2.x datum semantics: glob (with capture groups), cross, union, join, group.
 
-A pfs input's glob is matched against every file and directory path of the
-input commit; each match is one datum holding the files at or under it. A join
-groups datums by their ``joinOn`` key and takes the cross product of each
-key's datums across inputs (as Pachyderm's join iterator does); an input with
-``outerJoin`` keeps its datums where other inputs have no match. A group merges
-every datum with the same ``groupBy`` key into one datum, in key order.
+A pfs input's glob (ohmyglob's, see ``tilefarm.pipelines.glob``) is matched against
+every file and directory path of the input commit; each match is one datum holding
+the files at or under it. A join keys every input by its ``joinOn`` template and,
+per key, crosses the inputs that have it: a full tuple is a datum, a partial one
+keeps only its ``outerJoin`` inputs. A group merges every input with the same
+``groupBy`` key into one datum, in key order.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tilefarm.pipelines.glob import GlobError, captures, clean_path, compile_glob, expand
 from tilefarm.engine.store import FileInfo
 from tilefarm.errors import UsageError
 
@@ -56,58 +57,44 @@ class Datum:
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
-    """Pachyderm's glob as a regex over absolute paths; ``(...)`` are capture groups."""
-    if not pattern.startswith("/"):
-        pattern = "/" + pattern
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c in "()":
-            out.append(c)
-        elif c == "[":
-            end = pattern.find("]", i + 1)
-            if end < 0:
-                raise UsageError(f"glob {pattern!r} has an unclosed '['", flag="glob")
-            body = pattern[i + 1:end]
-            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
-            i = end + 1
-            continue
-        elif c == "{":
-            end = pattern.find("}", i + 1)
-            if end < 0:
-                raise UsageError(f"glob {pattern!r} has an unclosed '{{'", flag="glob")
-            choices = pattern[i + 1:end].split(",")
-            out.append("(?:" + "|".join(re.escape(x) for x in choices) + ")")
-            i = end + 1
-            continue
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out).rstrip("/") or "/")
+    """Pachyderm's glob (ohmyglob, after CleanPath) as an anchored regex; ``(...)`` capture."""
+    try:
+        return compile_glob(pattern)
+    except GlobError as exc:
+        raise UsageError(f"glob {pattern!r} is not a valid glob: {exc}", flag="glob") from None
 
 
-def _expand(template: str, match: re.Match[str]) -> str:
-    return re.sub(r"\$(\d+)", lambda m: match.group(int(m.group(1))) or "", template)
+def _expand(template: str, groups: list[str], key: str) -> str:
+    try:
+        return expand(template, groups)
+    except GlobError as exc:
+        raise UsageError(f"{key} {template!r}: {exc}", flag=key) from None
 
 
 def pfs_datums(spec: Mapping[str, Any], files: list[FileInfo], commit: str | None) -> list[Datum]:
-    """Datums of one pfs input over a commit's files, in path order."""
+    """Datums of one pfs input over a commit's files, in path order.
+
+    Every file and every directory is a candidate, as in Pachyderm's GlobFile (directory
+    paths lose their trailing '/' before matching, paths.go globMatchFunction); the root
+    "/" is matched only by the glob "/" (the special case there). ``joinOn`` and
+    ``groupBy`` are ohmyglob Replace templates over the same path (pachyderm
+    src/server/worker/datum/worker.go:131-135).
+    """
     name = spec.get("name") or spec["repo"]
-    glob = spec.get("glob", "/")
+    glob = clean_path(str(spec.get("glob", "/")))
+    regex = glob_regex(glob)
+    join_on, group_by = str(spec.get("joinOn", "")), str(spec.get("groupBy", ""))
+    _expand(join_on, [], "joinOn")  # refuse a template that panics Pachyderm, even with no files
+    _expand(group_by, [], "groupBy")
+    outer = bool(spec.get("outerJoin"))
     if not files:
         return []
-    if glob.strip() in ("/", ""):
+    if glob == "/":
+        # The root datum: its path trimmed of '/' is "", which the glob does not match,
+        # so every group of its templates is empty (ohmyglob Capture returns nil).
         return [Datum.of((Part(name, spec["repo"], commit, "/", tuple(files),
-                               outer=bool(spec.get("outerJoin"))),))]
-    regex = glob_regex(glob)
+                               join_on=_expand(join_on, [], "joinOn"),
+                               group_by=_expand(group_by, [], "groupBy"), outer=outer),))]
     paths: set[str] = set()
     for f in files:  # every file and every directory above it is a candidate
         parts = f.path.strip("/").split("/")
@@ -115,14 +102,15 @@ def pfs_datums(spec: Mapping[str, Any], files: list[FileInfo], commit: str | Non
             paths.add("/" + "/".join(parts[:depth]))
     datums = []
     for path in sorted(paths):
-        match = regex.fullmatch(path)
+        match = regex.match(path)
         if match is None:
             continue
+        groups = captures(match)
         under = tuple(f for f in files if f.path == path or f.path.startswith(path + "/"))
         datums.append(Datum.of((Part(name, spec["repo"], commit, path, under,
-                                     join_on=_expand(spec.get("joinOn", ""), match),
-                                     group_by=_expand(spec.get("groupBy", ""), match),
-                                     outer=bool(spec.get("outerJoin"))),)))
+                                     join_on=_expand(join_on, groups, "joinOn"),
+                                     group_by=_expand(group_by, groups, "groupBy"),
+                                     outer=outer),)))
     return datums
 
 
@@ -158,24 +146,34 @@ def _only_key(spec: Mapping[str, Any]) -> tuple[str, Any]:
 
 
 def _join(children: list[list[Datum]]) -> list[Datum]:
-    keys: dict[str, list[list[Datum]]] = {}
+    """Pachyderm's join (src/server/worker/datum/worker.go:235-265, processMergeTask JOIN).
+
+    Every input of every child datum is keyed by its own ``joinOn`` (processKeyTask puts
+    each input under the hash of its key). Per key, the children that have it are crossed;
+    a tuple with every child is a datum; otherwise only its ``outerJoin`` inputs are kept,
+    and are a datum if any remain. Equal datums collapse into one. Keys come in order of
+    first appearance (Pachyderm orders by key hash).
+    """
+    keys: dict[str, list[list[Part]]] = {}
     for index, child in enumerate(children):
         for datum in child:
-            key = datum.parts[0].join_on
-            keys.setdefault(key, [[] for _ in children])[index].append(datum)
-    result = []
-    for key, per_input in keys.items():
-        present = [lists for lists in per_input if lists]
-        if len(present) < len(per_input):
-            # Only an outer-join input keeps its datums without a match in every input.
-            if not any(d.parts[0].outer for lists in present for d in lists):
-                continue
+            for part in datum.parts:
+                keys.setdefault(part.join_on, [[] for _ in children])[index].append(part)
+    result: dict[str, Datum] = {}
+    for per_input in keys.values():
+        present = [parts for parts in per_input if parts]
         for combo in itertools.product(*present):
-            result.append(Datum.of(tuple(p for d in combo for p in d.parts)))
-    return result
+            kept = combo if len(present) == len(children) else tuple(p for p in combo if p.outer)
+            if kept:
+                datum = Datum.of(kept)
+                result.setdefault(datum.id, datum)
+    return list(result.values())
 
 
 def _group(children: list[list[Datum]]) -> list[Datum]:
+    """Pachyderm's group (worker.go:266-273, processMergeTask GROUP): one datum per distinct
+    ``groupBy`` key with every input that has it, whichever inputs lack it. In key order
+    here; Pachyderm orders by the key's hash."""
     groups: dict[str, list[Part]] = {}
     for child in children:
         for datum in child:

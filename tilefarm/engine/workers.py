@@ -10,6 +10,7 @@ and the per-input variables, and writes to that directory's ``out``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -38,6 +39,23 @@ class DatumRun:
 
 # (datum run, succeeded, error, datum pfs dir) -> None; called once per try.
 Finish = Callable[[DatumRun, bool, str, Path], None]
+
+
+class StartFailed(Exception):
+    """``transform.cmd`` could not be started: a datum error, as in Pachyderm."""
+
+
+def exec_error(name: str, exc: OSError) -> str:
+    """Go's ``cmd.Start()`` error for ``name``, which Pachyderm's RunUserCode returns as the
+    datum's error (src/server/worker/driver/driver.go:370-388)."""
+    quoted = json.dumps(name)
+    if isinstance(exc, FileNotFoundError):
+        # exec.LookPath: a bare name is searched in $PATH; a path is stat'ed.
+        return (f"exec: {quoted}: stat {name}: no such file or directory" if "/" in name
+                else f"exec: {quoted}: executable file not found in $PATH")
+    if isinstance(exc, PermissionError):
+        return f"exec: {quoted}: permission denied"
+    return f"fork/exec {name}: {(exc.strerror or str(exc)).lower()}"
 
 
 def local_argv(cmd: list[str]) -> list[str]:
@@ -130,11 +148,17 @@ class JobWorkers:
             kill_group(proc)
 
     def _spawn(self, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+        """Start ``transform.cmd``; StartFailed (a datum error, not the engine's) if it cannot."""
         log.parent.mkdir(parents=True, exist_ok=True)
+        argv = local_argv(self.spec.cmd)
         with log.open("ab") as sink:
-            proc = subprocess.Popen(local_argv(self.spec.cmd), env=env, stdin=subprocess.DEVNULL,
-                                    stdout=sink, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            try:
+                proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=sink,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+            except OSError as exc:
+                failed = StartFailed(exec_error(argv[0], exc))
+                sink.write(f"errored running user code: {failed}\n".encode())
+                raise failed from None
         self.processes.add(proc)
         return proc
 
@@ -144,7 +168,11 @@ class JobWorkers:
         while (run := self.next_run()) is not None:
             pfs, env = self.prepare(run)
             log = self.logs / f"{run.datum.id}.log"
-            proc = self._spawn({**self.base_env(), **env}, log)
+            try:
+                proc = self._spawn({**self.base_env(), **env}, log)
+            except StartFailed as exc:  # a failed try of this datum, retried up to datumTries
+                self.finish(run, False, str(exc), pfs)
+                continue
             try:
                 code = proc.wait(timeout=self.spec.timeout)
                 error = "" if code == 0 else f"exited with code {code}: {log_tail(log, 2)}"
@@ -157,18 +185,32 @@ class JobWorkers:
     # -- datum batching ------------------------------------------------------------------------
 
     def _batching_worker(self, index: int) -> None:
+        # Every process that fails to start, or exits before asking for a datum, uses a try
+        # of the next datum, so this ends once each datum is done or out of tries; the
+        # counter only guards against processes that never get a datum to charge.
         fruitless = 0
         while self.queue and not self.stopping.is_set() and fruitless < 3:
-            served = self._batching_process(index)
-            fruitless = 0 if served else fruitless + 1
+            used = self._batching_process(index)
+            fruitless = 0 if used else fruitless + 1
+
+    def _charge_next(self, index: int, error: str) -> int:
+        """Fail one try of the next datum with ``error``, as Pachyderm fails the datum whose
+        (re)start of the user code failed (transform/worker.go handleDatumSetBatching)."""
+        run = self.next_run()
+        if run is None:
+            return 0
+        self.finish(run, False, error, self.work / f"worker-{index}" / "pfs")
+        return 1
 
     def _batching_process(self, index: int) -> int:
-        """One worker process from start to exit; returns how many datums it was given."""
-        state: dict[str, object] = {"current": None, "pfs": None, "started": 0.0, "served": 0}
+        """One worker process from start to exit; returns how many datum tries it used."""
+        state: dict[str, object] = {"current": None, "pfs": None, "started": 0.0, "served": 0,
+                                    "asked": False}
         guard = threading.Lock()
 
         def next_datum(previous_error: str) -> list[str] | None:
             with guard:
+                state["asked"] = True
                 current = state["current"]
                 if isinstance(current, DatumRun):
                     state["current"] = None
@@ -183,7 +225,11 @@ class JobWorkers:
 
         server = WorkerServer(next_datum)
         log = self.logs / f"worker-{index}.log"
-        proc = self._spawn({**self.base_env(), WORKER_PORT_ENV: str(server.port)}, log)
+        try:
+            proc = self._spawn({**self.base_env(), WORKER_PORT_ENV: str(server.port)}, log)
+        except StartFailed as exc:
+            server.stop()
+            return self._charge_next(index, str(exc))
         try:
             while proc.poll() is None:
                 time.sleep(0.05)
@@ -208,4 +254,8 @@ class JobWorkers:
             if isinstance(current, DatumRun):  # the process died mid-datum
                 self.finish(current, False, f"worker exited with code {proc.returncode} mid-datum: "
                             f"{log_tail(log, 2)}", state["pfs"])  # type: ignore[arg-type]
+        if not state["asked"] and not self.stopping.is_set():
+            # Pachyderm: "user code exited prematurely", a failed try of the datum at hand.
+            return self._charge_next(index, f"worker exited with code {proc.returncode} before "
+                                            f"asking for a datum: {log_tail(log, 2)}")
         return int(state["served"])  # type: ignore[call-overload]
