@@ -19,8 +19,12 @@ import OpenEXR
 from tilefarm.errors import MergeError
 from tilefarm.plan.tiling import Rect
 
-# Header attributes Blender needs to read a file back as multilayer.
+# Header attributes the merged frame keeps from its tiles: the one Blender needs to read a
+# file back as multilayer, and the metadata Cycles wrote, which Blender's output stage
+# writes again (Cryptomatte manifests: every tile carries the whole scene's; per-layer
+# statistics such as ``cycles.<layer>.samples``).
 _KEPT_ATTRIBUTES = ("BlenderMultiChannel",)
+_KEPT_PREFIXES = ("cryptomatte/", "cycles.")
 
 
 @dataclass
@@ -74,7 +78,8 @@ def write_exr(path: Path, image: ExrImage, *, compression: OpenEXR.Compression =
     The bindings (3.5) scramble the arrays they are given while writing, so
     ``image`` must not be used afterwards.
     """
-    header: dict[str, object] = {k: v for k, v in image.header.items() if k in _KEPT_ATTRIBUTES}
+    header: dict[str, object] = {k: v for k, v in image.header.items()
+                                 if k in _KEPT_ATTRIBUTES or k.startswith(_KEPT_PREFIXES)}
     header["compression"] = compression
     header["type"] = OpenEXR.scanlineimage
     with OpenEXR.File(header, image.channels) as handle:

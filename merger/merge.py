@@ -18,15 +18,24 @@ from tilefarm.runtime.files import copy_file, publish
 
 
 def compose_request(plan: Plan, frame: int, blend: Path, merged: Path, target: Path,
-                    preview: Path | None) -> ComposeRequest:
+                    preview: Path | None, file_outputs: Path | None = None) -> ComposeRequest:
     """The request that runs the scene's output stage on ``merged`` (pure: no I/O)."""
     denoise = plan.facts.denoise
     return ComposeRequest(
         blend=str(blend), scene=plan.scene, file_format=plan.output.file_format,
         denoise=DenoiseSettings(enabled=denoise.enabled, prefilter=denoise.prefilter,
                                 quality=denoise.quality, input_passes=denoise.input_passes),
-        frame=frame, merged=str(merged), target=str(target),
-        preview=str(preview) if preview else None)
+        stage=plan.output.stage, frame=frame, merged=str(merged), target=str(target),
+        preview=str(preview) if preview else None,
+        file_outputs=str(file_outputs) if file_outputs else None)
+
+
+def _file_outputs(source: Path, destination: Path) -> list[tuple[Path, Path]]:
+    """(file, where it is published) for every File Output node file under ``source``."""
+    if not source.is_dir():
+        return []
+    return [(path, destination / path.relative_to(source))
+            for path in sorted(source.rglob("*")) if path.is_file()]
 
 
 def gather(plan: Plan, frame: int, tiles_root: Path) -> list[Placed]:
@@ -53,7 +62,7 @@ def gather(plan: Plan, frame: int, tiles_root: Path) -> list[Placed]:
     return [Placed(image, tile, rendered, exr) for image, (exr, tile, rendered) in zip(images, found)]
 
 
-def _pass_through(plan: Plan, frame: int, tiles_root: Path, target: Path,
+def _pass_through(plan: Plan, frame: int, tiles_root: Path, out: Path, target: Path,
                   preview: Path | None) -> Path:
     """A whole-frame task already ran the output stage: check and publish its frame."""
     meta_path = layout.tile_meta_path(tiles_root, plan.job, frame, 0)
@@ -68,6 +77,9 @@ def _pass_through(plan: Plan, frame: int, tiles_root: Path, target: Path,
     files = [(meta_path.parent / meta.final, target)]
     if preview is not None:
         files.insert(0, (layout.final_preview_path(tiles_root, plan.job, frame), preview))
+    # File Output nodes' files first too: a final frame implies everything of its frame.
+    outputs = layout.final_file_output_dir(tiles_root, plan.job, frame)
+    files[:0] = _file_outputs(outputs, layout.file_output_dir(out, plan.job))
     for source, destination in files:
         if not source.is_file():
             raise MergeError(f"{where} is missing its {source.name}", path=source)
@@ -84,7 +96,7 @@ def merge_frame(plan: Plan, frame: int, tiles_root: Path, blend: Path, out: Path
     target = layout.frame_path(out, plan.job, frame, plan.output.extension)
     preview = layout.preview_path(out, plan.job, frame) if plan.output.preview else None
     if not plan.tiled:
-        return _pass_through(plan, frame, tiles_root, target, preview)
+        return _pass_through(plan, frame, tiles_root, out, target, preview)
     placed = gather(plan, frame, tiles_root)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"tilefarm-merge-{frame}-") as tmp:
@@ -96,8 +108,14 @@ def merge_frame(plan: Plan, frame: int, tiles_root: Path, blend: Path, out: Path
             write_exr(merged, assemble(plan.width, plan.height, placed))
         staged_frame = work / f"frame{plan.output.extension}"
         staged_preview = work / "preview.png"
+        staged_outputs = work / "file_output"
         session.call(compose_request(plan, frame, blend, merged, staged_frame,
-                                     staged_preview if preview else None), timeout=timeout)
+                                     staged_preview if preview else None, staged_outputs),
+                     timeout=timeout)
+        # File Output files and the preview first: a final frame implies the rest exists.
+        for source, destination in _file_outputs(staged_outputs,
+                                                 layout.file_output_dir(out, plan.job)):
+            publish(source, destination)
         # Publish the preview first: a final frame implies its preview exists.
         if preview is not None:
             preview.parent.mkdir(parents=True, exist_ok=True)

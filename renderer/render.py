@@ -50,7 +50,9 @@ def render_request(manifest: TaskManifest, blend: Path, out: Path,
         threads=options.threads, device=options.device, file_format=manifest.output.file_format,
         frames=list(task.frames),
         region=None if tile is None else Region(**dataclasses.asdict(tile.render)),
-        targets=[str(t) for t in targets], previews=[str(p) if p else None for p in previews])
+        targets=[str(t) for t in targets], previews=[str(p) if p else None for p in previews],
+        file_outputs=[str(layout.final_file_output_dir(out, manifest.job, frame))
+                      for frame in task.frames])
 
 
 def render_task(manifest: TaskManifest, blend: Path, out: Path, session: BlenderSession,

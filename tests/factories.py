@@ -17,10 +17,10 @@ def make_facts(**overrides: Any) -> SceneFacts:
         adaptive_sampling=AdaptiveSampling(enabled=True, min_samples=0, sample_offset=0,
                                            max_samples=16),
         camera="Camera", camera_markers=[],
-        view_layers=[], compositor=Compositor(True, False, []),
+        view_layers=[], compositor=Compositor(True, False, [], [], False),
         denoise=Denoise(False, "OPENIMAGEDENOISE", "ACCURATE", "HIGH", "RGB_ALBEDO_NORMAL", False),
         output=Output("PNG", ".png", "RGBA", "8", "ZIP", 90, 15, False, "AgX", "None", 0.0, 1.0,
                       "sRGB", 1.0),
         motion_blur=False, use_sequencer=True, sequencer_strips=0, sound_strips=[],
-        freestyle_script=False)
+        freestyle_script=False, freestyle=False, path_guiding=False, grease_pencil="")
     return dataclasses.replace(base, **overrides)

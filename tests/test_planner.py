@@ -5,10 +5,10 @@ import pytest
 
 from tests.factories import make_facts
 from tilefarm.errors import SceneError, UsageError
-from tilefarm.plan.facts import AdaptiveSampling, CameraMarker, SceneFacts
-from tilefarm.plan.model import Plan
+from tilefarm.plan.facts import AdaptiveSampling, CameraMarker, Compositor, Denoise, SceneFacts
+from tilefarm.plan.model import Plan, Tiling
 from tilefarm.plan.planner import adaptive_filter_passes, make_plan
-from tilefarm.plan.schemas import dump, load, validate
+from tilefarm.plan.schemas import dump, load, to_document, validate
 from tilefarm.plan.settings import MAX_AUTO_OVERSCAN, JobSettings
 
 
@@ -128,3 +128,51 @@ def test_default_overscan_is_what_adaptive_sampling_needs() -> None:
     assert make_plan("shot", "shot.blend", adaptive(4096, enabled=False), tiles).overscan == 0
     # A job's own overscan always wins.
     assert make_plan("shot", "shot.blend", adaptive(8), JobSettings(tiles="3x3", overscan=5)).overscan == 5
+
+
+@pytest.mark.parametrize("facts, reason", [
+    ({"engine": "BLENDER_EEVEE_NEXT"}, "EEVEE: screen-space effects read beyond a tile"),
+    ({"engine": "BLENDER_EEVEE"}, "EEVEE: screen-space effects read beyond a tile"),
+    ({"engine": "BLENDER_WORKBENCH"}, "Workbench: its anti-aliasing and screen-space effects"),
+    ({"engine": "OCTANE"}, "render engine OCTANE: tiles are proven exact for Cycles only"),
+    ({"grease_pencil": "effects"}, "Grease Pencil shader effects read the whole frame"),
+    ({"grease_pencil": "strokes"}, "Grease Pencil strokes are drawn and anti-aliased"),
+    ({"freestyle": True}, "Freestyle: its lines are drawn over the whole frame"),
+    ({"path_guiding": True}, "Cycles path guiding learns from the whole render"),
+])
+def test_frames_that_cannot_be_tiled_are_planned_whole_with_the_reason(
+        facts: dict[str, object], reason: str) -> None:
+    p = plan(JobSettings(tiles="2x2"), **facts)
+    assert p.grid == [1, 1] and not p.tiled and all(t.tile is None for t in p.tasks)
+    assert (p.tiling.grid, p.tiling.requested) == ("1x1", "2x2")
+    assert p.tiling.reason is not None and p.tiling.reason.startswith(reason)
+    assert to_document("plan", p)["tiling"]["reason"] == p.tiling.reason
+
+
+def test_tileable_scenes_keep_their_grid_and_say_nothing() -> None:
+    p = plan(JobSettings(tiles="3x2"))
+    assert p.grid == [3, 2] and p.tiling == Tiling("3x2", "3x2", None)
+    assert plan(JobSettings(), engine="BLENDER_EEVEE_NEXT").tiling == Tiling("1x1", "1x1", None)
+
+
+def test_a_bad_grid_is_an_error_even_for_a_whole_frame_scene() -> None:
+    with pytest.raises(UsageError, match="do not fit"):
+        plan(JobSettings(tiles="98x1"), engine="BLENDER_EEVEE_NEXT")
+
+
+def test_outputs_that_need_the_render_result_get_blenders_own_output_stage() -> None:
+    assert plan(JobSettings(tiles="2x2")).output.stage == "image_nodes"
+    assert plan(JobSettings(tiles="2x2", output_format="OPEN_EXR_MULTILAYER")).output.stage == \
+        "render_result"
+    for compositor in (Compositor(True, True, [], ["File Output"], False),
+                       Compositor(True, True, [], [], True)):
+        assert plan(JobSettings(tiles="2x2"), compositor=compositor).output.stage == "render_result"
+
+
+def test_denoised_render_result_outputs_are_rendered_whole() -> None:
+    denoise = Denoise(True, "OPENIMAGEDENOISE", "ACCURATE", "HIGH", "RGB_ALBEDO_NORMAL", False)
+    p = plan(JobSettings(tiles="2x2", output_format="OPEN_EXR_MULTILAYER"), denoise=denoise)
+    assert p.grid == [1, 1] and p.tiling.reason == (
+        "Cycles denoising with multilayer EXR output: the denoised render result cannot be "
+        "rebuilt from tiles yet")
+    assert plan(JobSettings(tiles="2x2"), denoise=denoise).grid == [2, 2]  # PNG: image nodes

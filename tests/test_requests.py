@@ -43,7 +43,9 @@ def test_tile_task_request_is_exact() -> None:
         region=Region(x0=47, y0=29, x1=97, y1=61, min_x=47.5 / 97, max_x=1.0, min_y=0.0,
                       max_y=32.5 / 61),
         targets=["/pfs/out/shot/tiles/000003/t0003.exr", "/pfs/out/shot/tiles/000004/t0003.exr"],
-        previews=[None, None])
+        previews=[None, None],
+        file_outputs=["/pfs/out/shot/tiles/000003/file_output",
+                      "/pfs/out/shot/tiles/000004/file_output"])
 
 
 def test_whole_frame_task_request_renders_final_frames_with_previews() -> None:
@@ -56,12 +58,14 @@ def test_whole_frame_task_request_renders_final_frames_with_previews() -> None:
 
 def test_compose_request_is_exact() -> None:
     p = plan(tiles="2x2")
-    request = compose_request(p, 5, BLEND, Path("/tmp/m.exr"), Path("/tmp/f.png"), None)
+    request = compose_request(p, 5, BLEND, Path("/tmp/m.exr"), Path("/tmp/f.png"), None,
+                              Path("/tmp/fo"))
     assert request == ComposeRequest(
         blend="/pfs/blends/shot.blend", scene="Scene", file_format="PNG",
         denoise=DenoiseSettings(enabled=False, prefilter="ACCURATE", quality="HIGH",
                                 input_passes="RGB_ALBEDO_NORMAL"),
-        frame=5, merged="/tmp/m.exr", target="/tmp/f.png", preview=None)
+        stage="image_nodes", frame=5, merged="/tmp/m.exr", target="/tmp/f.png", preview=None,
+        file_outputs="/tmp/fo")
 
 
 def test_requests_round_trip_through_json() -> None:
@@ -106,7 +110,7 @@ def test_session_key_ignores_exactly_the_per_call_fields() -> None:
     assert first.frames == other.frames and first.region != other.region
     assert protocol.session_key(first, stat) == protocol.session_key(other, stat)
     per_call = {f.name for f in dataclasses.fields(RenderRequest) if f.metadata.get("per_call")}
-    assert per_call == {"frames", "region", "targets", "previews"}
+    assert per_call == {"frames", "region", "targets", "previews", "file_outputs"}
     for name, value in (("threads", 3), ("device", "CUDA"), ("mode", "final"), ("denoise", True)):
         changed = dataclasses.replace(first, **{name: value})
         assert protocol.session_key(changed, stat) != protocol.session_key(first, stat), name

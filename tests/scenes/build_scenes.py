@@ -212,6 +212,80 @@ def no_camera():
     base(end=2, camera=False)
 
 
+def eevee():
+    """EEVEE with screen-space ray tracing: tiled 2x2 it shows seams (DESIGN.md), so it is
+    rendered whole. The engine id is BLENDER_EEVEE_NEXT in 4.2-4.5, BLENDER_EEVEE since 5.0."""
+    scene = base(width=64, height=48, end=2)
+    engines = scene.render.bl_rna.properties["engine"].enum_items.keys()
+    scene.render.engine = "BLENDER_EEVEE_NEXT" if "BLENDER_EEVEE_NEXT" in engines else "BLENDER_EEVEE"
+    scene.eevee.taa_render_samples = 4
+    if hasattr(scene.eevee, "use_raytracing"):
+        scene.eevee.use_raytracing = True
+        scene.eevee.ray_tracing_method = "SCREEN"
+
+
+def multilayer():
+    """A compositing artist's scene: two view layers with data, light and Cryptomatte
+    passes, a shader AOV and a light group, written as 32-bit multilayer EXR (every pass
+    and the composite in one file, Cryptomatte manifests in its header), composited with
+    a glow and a Cryptomatte matte read from the render."""
+    scene = base(width=64, height=48, end=2, samples=8)
+    scene.cycles.use_adaptive_sampling = False
+    scene.world.mist_settings.start, scene.world.mist_settings.depth = 2, 10
+    key = scene.objects["Light"]
+    for index, layer in enumerate((scene.view_layers[0], scene.view_layers.new("Second"))):
+        layer.use_pass_z = layer.use_pass_normal = layer.use_pass_mist = True
+        layer.use_pass_diffuse_color = True
+        layer.use_pass_cryptomatte_object = layer.use_pass_cryptomatte_material = True
+        aov = layer.aovs.add()
+        aov.name, aov.type = "tint", "COLOR"
+        layer.lightgroups.add(name="key")
+        layer.samples = 8 if index == 0 else 4
+    key.lightgroup = "key"
+    settings = scene.render.image_settings
+    settings.file_format = "OPEN_EXR_MULTILAYER"
+    settings.color_depth = "32"
+    settings.exr_codec = "ZIP"
+    tree, layers, composite = _compositor(scene)
+    glare = tree.nodes.new("CompositorNodeGlare")
+    glare.glare_type = "FOG_GLOW"
+    matte = tree.nodes.new("CompositorNodeCryptomatteV2")
+    matte.matte_id = "Cube"
+    mix = tree.nodes.new("CompositorNodeMixRGB")
+    mix.blend_type = "ADD"
+    mix.inputs["Fac"].default_value = 0.5
+    tree.links.new(layers.outputs["Image"], glare.inputs["Image"])
+    tree.links.new(layers.outputs["Image"], matte.inputs["Image"])
+    tree.links.new(glare.outputs["Image"], mix.inputs[1])
+    tree.links.new(matte.outputs["Image"], mix.inputs[2])
+    tree.links.new(mix.outputs["Image"], composite.inputs["Image"])
+    return scene
+
+
+def file_output(out):
+    """A File Output node with an absolute base path (outside any job), writing the glowing
+    image and the depth pass each frame, besides the scene's own PNG frames."""
+    scene = base(width=64, height=48, end=2)
+    tree, layers, composite = _compositor(scene)
+    scene.view_layers[0].use_pass_z = True
+    node = tree.nodes.new("CompositorNodeOutputFile")
+    node.base_path = os.path.join(out, "file_output_elsewhere", "")
+    node.file_slots[0].path = "beauty_"
+    node.file_slots.new("depth/z_")
+    node.format.file_format = "PNG"
+    glare = tree.nodes.new("CompositorNodeGlare")
+    tree.links.new(layers.outputs["Image"], glare.inputs["Image"])
+    tree.links.new(glare.outputs["Image"], composite.inputs["Image"])
+    tree.links.new(glare.outputs["Image"], node.inputs[0])
+    tree.links.new(layers.outputs["Depth"], node.inputs[1])
+
+
+def path_guiding():
+    """Cycles path guiding: it learns from the whole render, so tiles cannot match."""
+    scene = base(width=64, height=48, end=1, samples=16)
+    scene.cycles.use_guiding = True
+
+
 def render_reference(blend, out):
     """Blender's own animation render of ``blend`` (``blender -b FILE -a``): the ground truth."""
     boot.open_blend(blend)
@@ -235,6 +309,10 @@ CASES = {
     "transparent_exr": transparent_exr,
     "registered_script": registered_script,
     "no_camera": no_camera,
+    "eevee": eevee,
+    "path_guiding": path_guiding,
+    "multilayer": multilayer,
+    "file_output": file_output,
     "adaptive": adaptive,
     "adaptive_cycles_tiles": adaptive_cycles_tiles,
     "sound_video": sound_video,
@@ -260,6 +338,9 @@ def build(request):
             path = None
         elif name == "sound_video":
             path = maker(out)
+        elif name == "file_output":
+            maker(out)
+            path = None
         else:
             maker()
             path = None

@@ -91,6 +91,12 @@ def export(store: Store, job: str, out: Path, video: bool) -> str:
                                 "`tilefarm list job` and `tilefarm logs -p renderer`")
         store.export(info, layout.frame_path(out, job, frame, plan.output.extension))
     message = f"{len(plan.frames)} frames in {out / job / 'frames'}"
+    prefix = str(layout.file_output_dir(Path("/"), job))
+    outputs = store.files(_head(store, "merger"), prefix)
+    for info in outputs:  # compositor File Output nodes' files, under their node's name
+        store.export(info, layout.file_output_dir(out, job) / info.path[len(prefix) + 1:])
+    if outputs:
+        message += f", {len(outputs)} File Output files in {layout.file_output_dir(out, job)}"
     if video and plan.video.enabled:
         videos = [f for f in store.files(_head(store, "encoder"), f"/{job}")
                   if f.path.startswith(f"/{job}/{job}.")]
@@ -134,7 +140,10 @@ def cmd_render(args: argparse.Namespace) -> int:
                 if source.job in jobs:
                     raise TilefarmError(f"job {source.job!r} is named twice in this command",
                                         path=raw)
-                plan_job(source, flags, runner)  # the same checks the splitter makes, up front
+                plan = plan_job(source, flags, runner)  # the splitter's checks, up front
+                if plan.tiling.reason is not None:
+                    print(f"{source.job}: rendering whole frames instead of "
+                          f"{plan.tiling.requested} tiles: {plan.tiling.reason}")
                 entries += stage_job(source, source.settings.merged(flags), Path(tmp))
                 jobs.append(source.job)
             except TilefarmError as exc:

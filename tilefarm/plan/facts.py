@@ -34,6 +34,8 @@ class Compositor:
     use_compositing: bool  # render.use_compositing
     has_tree: bool  # scene.use_nodes and a node tree with an output
     render_layer_nodes: list[RenderLayerNode]
+    file_output_nodes: list[str]  # names of unmuted File Output nodes
+    cryptomatte_nodes: bool  # a Cryptomatte node reads the render's metadata
 
 
 @dataclass(frozen=True)
@@ -115,3 +117,8 @@ class SceneFacts:
     sequencer_strips: int
     sound_strips: list[SoundStrip]
     freestyle_script: bool  # a view layer renders Freestyle in Python-script mode
+    # Features whose pixels depend on the whole frame or on the render as a whole
+    # (tilefarm.plan.wholeframe decides from these and ``engine`` whether tiles are exact).
+    freestyle: bool  # render.use_freestyle, and a rendered view layer draws Freestyle lines
+    path_guiding: bool  # Cycles path guiding (cycles.use_guiding)
+    grease_pencil: str  # "effects", "strokes" or "" (no Grease Pencil rendered)

@@ -47,6 +47,16 @@ def final_preview_path(root: Path, job: str, frame: int) -> Path:
     return tile_dir(root, job, frame) / "preview.png"
 
 
+def final_file_output_dir(root: Path, job: str, frame: int) -> Path:
+    """The files a whole-frame task's File Output nodes wrote, as the merger publishes them."""
+    return tile_dir(root, job, frame) / "file_output"
+
+
+def file_output_dir(root: Path, job: str) -> Path:
+    """Compositor File Output nodes' files: ``<node name>/<the name Blender gives>``."""
+    return root / job / "file_output"
+
+
 def frame_path(root: Path, job: str, frame: int, extension: str) -> Path:
     return root / job / "frames" / f"{frame_dir_name(frame)}{extension}"
 

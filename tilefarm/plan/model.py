@@ -54,6 +54,9 @@ class OutputSpec:
     file_format: str
     extension: str
     preview: bool  # the final format cannot be encoded directly; the merger writes an 8-bit PNG too
+    # How the merger runs the output stage (tilefarm.plan.planner.output_stage):
+    # "image_nodes" or "render_result" (Blender's own, through a pass-through engine).
+    stage: str
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,15 @@ class VideoSpec:
     crf: int
     preset: str
     audio: str | None
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """The tile grid rendered, the one asked for, and why they differ (None when they don't)."""
+
+    grid: str  # "NXxNY"
+    requested: str
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,8 @@ class Plan:
     fps: int
     fps_base: float
     frames: list[int]
-    grid: list[int]  # [nx, ny]
+    grid: list[int]  # [nx, ny], as rendered
+    tiling: Tiling
     chunk: int
     overscan: int
     tiles: list[Tile]

@@ -8,9 +8,19 @@ from tilefarm.errors import SceneError, UsageError
 from tilefarm.plan.facts import SceneFacts
 from tilefarm.plan.formats import frame_format
 from tilefarm.plan.frames import parse_frames, scene_frames
-from tilefarm.plan.model import PLAN_VERSION, OutputSpec, Plan, Region, Task, Tile, VideoSpec
+from tilefarm.plan.model import (
+    PLAN_VERSION,
+    OutputSpec,
+    Plan,
+    Region,
+    Task,
+    Tile,
+    Tiling,
+    VideoSpec,
+)
 from tilefarm.plan.settings import DEFAULT_CHUNK, MAX_AUTO_OVERSCAN, JobSettings
 from tilefarm.plan.tiling import Rect, border_for, grid_tiles, parse_grid
+from tilefarm.plan.wholeframe import output_stage, whole_frame_reason
 
 DEFAULT_VIDEO = VideoSpec(enabled=True, codec="h264", crf=18, preset="medium", audio=None)
 
@@ -47,6 +57,12 @@ def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
 
     check_settings(settings, origin)
     nx, ny = parse_grid(settings.tiles, flag=flag("tiles")) if settings.tiles else (1, 1)
+    grid_tiles(facts.width, facts.height, nx, ny, flag=flag("tiles"))  # a bad grid is an error
+    requested = f"{nx}x{ny}"
+    fmt = frame_format(settings.output_format or facts.output.file_format)
+    reason = whole_frame_reason(facts, fmt.blender) if (nx, ny) != (1, 1) else None
+    if reason is not None:
+        nx, ny = 1, 1
     rects = grid_tiles(facts.width, facts.height, nx, ny, flag=flag("tiles"))
     chunk = settings.chunk if settings.chunk is not None else DEFAULT_CHUNK
     overscan = settings.overscan if settings.overscan is not None else auto_overscan(facts)
@@ -59,7 +75,6 @@ def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
         for c, chunk_frames in enumerate(chunks) for tile in tiles
     ]
 
-    fmt = frame_format(settings.output_format or facts.output.file_format)
     video = settings.video
     video_spec = DEFAULT_VIDEO if video is None else VideoSpec(
         enabled=video.enabled if video.enabled is not None else DEFAULT_VIDEO.enabled,
@@ -71,9 +86,10 @@ def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
     return Plan(
         version=PLAN_VERSION, job=job, blend=blend, scene=facts.scene,
         width=facts.width, height=facts.height, fps=facts.fps, fps_base=facts.fps_base,
-        frames=frames, grid=[nx, ny], chunk=chunk, overscan=overscan, tiles=tiles, tasks=tasks,
+        frames=frames, grid=[nx, ny], tiling=Tiling(f"{nx}x{ny}", requested, reason),
+        chunk=chunk, overscan=overscan, tiles=tiles, tasks=tasks,
         output=OutputSpec(file_format=fmt.blender, extension=fmt.extension,
-                          preview=not fmt.encodable),
+                          preview=not fmt.encodable, stage=output_stage(facts, fmt.blender)),
         video=video_spec, facts=facts)
 
 

@@ -10,6 +10,8 @@ then Blender's own view transform, dither and file format.
 import os
 
 import bpy
+import file_outputs
+import passthrough
 from boot import ReportedError, refuse_freestyle_script
 from protocol import ComposeRequest, DenoiseSettings
 
@@ -24,6 +26,8 @@ _BOUND: dict = {}
 
 
 def compose(scene, request: ComposeRequest) -> dict:
+    if request.stage == "render_result":
+        return _compose_render_result(scene, request)
     r = scene.render
     image = _BOUND.get(scene.name)
     if image is None:
@@ -53,6 +57,38 @@ def compose(scene, request: ComposeRequest) -> dict:
     if request.preview:
         save_preview(scene, request.preview)
     return {"frame": request.frame, "file": request.target, "preview": request.preview}
+
+
+def _compose_render_result(scene, request: ComposeRequest) -> dict:
+    """Blender's own output stage on the merged passes (``passthrough``): multilayer EXR
+    with every pass and its metadata, compositing with real Render Layers nodes, and File
+    Output nodes writing under ``request.file_outputs``."""
+    refuse_freestyle_script(scene, request.blend)
+    r = scene.render
+    passthrough.load(scene, request.merged, request.blend)
+    if request.file_outputs:
+        file_outputs.redirect(scene.node_tree, request.file_outputs)
+    r.use_sequencer = False
+    r.use_border = False
+    if request.file_format != r.image_settings.file_format:
+        r.image_settings.file_format = request.file_format
+    scene.frame_set(request.frame)
+    r.filepath = still_path(r, request.target)
+    bpy.ops.render.render(write_still=True, scene=scene.name)
+    if not os.path.exists(request.target):
+        raise ReportedError("RenderError", f"Blender wrote no frame {request.frame}",
+                            request.blend)
+    if request.preview:
+        save_preview(scene, request.preview)
+    return {"frame": request.frame, "file": request.target, "preview": request.preview}
+
+
+def still_path(render, target):
+    """The ``render.filepath`` that makes a still render write exactly ``target``: with
+    ``use_file_extension`` (which File Output nodes obey too, so it stays as the scene
+    has it) Blender adds the format's extension itself."""
+    ext = render.file_extension
+    return target[:-len(ext)] if render.use_file_extension and target.endswith(ext) else target
 
 
 def _tree(scene):

@@ -2,6 +2,7 @@
 
 import bpy
 from boot import freestyle_runs_script
+from file_outputs import file_output_nodes
 
 
 def facts(scene):
@@ -39,7 +40,29 @@ def facts(scene):
         "sequencer_strips": len(_strips(scene)),
         "sound_strips": [_sound(strip) for strip in _strips(scene) if strip.type == "SOUND"],
         "freestyle_script": freestyle_runs_script(scene),
+        "freestyle": bool(render.use_freestyle) and any(
+            layer.use and layer.use_freestyle for layer in scene.view_layers),
+        "path_guiding": render.engine == "CYCLES" and bool(getattr(scene.cycles, "use_guiding",
+                                                                    False)),
+        "grease_pencil": _grease_pencil(scene),
     }
+
+
+# Grease Pencil object types: GPENCIL before 4.3, GREASEPENCIL (v3) since.
+_GREASE_PENCIL = ("GPENCIL", "GREASEPENCIL")
+
+
+def _grease_pencil(scene):
+    """What the scene renders of Grease Pencil: "effects" where a rendered object has a
+    shader effect shown in renders, "strokes" for rendered objects without, else ""."""
+    found = ""
+    for obj in scene.objects:
+        if obj.type not in _GREASE_PENCIL or obj.hide_render:
+            continue
+        if any(effect.show_render for effect in getattr(obj, "shader_effects", [])):
+            return "effects"
+        found = "strokes"
+    return found
 
 
 def _samples(scene):
@@ -93,7 +116,10 @@ def _compositor(scene):
             has_output = has_output or node.type == "COMPOSITE"
     return {"use_compositing": scene.render.use_compositing,
             "has_tree": tree is not None and has_output,
-            "render_layer_nodes": nodes}
+            "render_layer_nodes": nodes,
+            "file_output_nodes": [n.name for n in file_output_nodes(tree)],
+            "cryptomatte_nodes": tree is not None and any(
+                n.type in ("CRYPTOMATTE", "CRYPTOMATTE_V2") and not n.mute for n in tree.nodes)}
 
 
 def _denoise(scene):

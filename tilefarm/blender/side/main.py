@@ -15,6 +15,7 @@ import boot  # noqa: E402
 import compose  # noqa: E402
 import demo_scene  # noqa: E402
 import inspect_scene  # noqa: E402
+import passthrough  # noqa: E402
 import protocol  # noqa: E402
 import render_tiles  # noqa: E402
 
@@ -82,4 +83,7 @@ def handle(document):
 
 
 if __name__ == "__main__":
-    boot.serve(handle)
+    try:
+        boot.serve(handle)
+    finally:
+        passthrough.unregister()

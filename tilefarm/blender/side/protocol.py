@@ -86,6 +86,7 @@ class RenderRequest:
     region: Region | None = per_call()  # None: the whole frame
     targets: list[str] = per_call()  # one file per frame
     previews: list[str | None] = per_call()  # an 8-bit PNG per frame, where the format needs one
+    file_outputs: list[str] = per_call()  # per frame, where File Output nodes write (final)
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,14 @@ class ComposeRequest:
     scene: str | None
     file_format: str
     denoise: DenoiseSettings
+    # "image_nodes": Render Layers nodes read the merged EXR through Image nodes (view
+    # layers off); "render_result": a pass-through engine loads it as the render result.
+    stage: str
     frame: int = per_call()
     merged: str = per_call()  # the assembled multilayer EXR
     target: str = per_call()
     preview: str | None = per_call()
+    file_outputs: str | None = per_call()  # where File Output nodes write (render_result)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import time
 
 import bpy
 from boot import ReportedError, refuse_freestyle_script
-from compose import save_preview
+import file_outputs
+from compose import save_preview, still_path
 from protocol import GPU_DEVICES, RenderRequest
 
 
@@ -23,12 +24,16 @@ def prepare(scene, request: RenderRequest) -> None:
     """Scene settings shared by every frame and tile of this blend."""
     refuse_freestyle_script(scene, request.blend)
     r = scene.render
-    r.use_persistent_data = True  # tiles of a frame reuse the BVH (DESIGN.md point 5)
-    r.use_file_extension = False
+    # Tiles of a frame reuse the BVH (DESIGN.md point 5). Not with several view layers:
+    # Blender 4.5 then renders a later layer with the wrong sample count when layers
+    # override samples differently (measured: tests/test_outputs.py, multilayer scene).
+    r.use_persistent_data = sum(1 for layer in scene.view_layers if layer.use) == 1
     if request.mode == "final":
+        # use_file_extension stays as the scene has it: its File Output nodes obey it too.
         if request.file_format != r.image_settings.file_format:
             r.image_settings.file_format = request.file_format
     else:
+        r.use_file_extension = False
         r.use_compositing = False
         r.use_sequencer = False
         r.use_stamp = False
@@ -86,10 +91,14 @@ def render_task(scene, request: RenderRequest) -> list:
         r.border_min_y, r.border_max_y = region.min_y, region.max_y
         rendered = {"x0": region.x0, "y0": region.y0, "x1": region.x1, "y1": region.y1}
     records = []
-    for frame, target, preview in zip(request.frames, request.targets, request.previews):
+    for frame, target, preview, outputs in zip(request.frames, request.targets, request.previews,
+                                               request.file_outputs):
         scene.frame_set(frame)
-        tmp = target + ".part"
-        r.filepath = tmp
+        stem, ext = os.path.splitext(target)
+        tmp = f"{stem}.part{ext}"
+        r.filepath = still_path(r, tmp)
+        if request.mode == "final":
+            file_outputs.redirect(scene.node_tree, outputs)
         started = time.monotonic()
         bpy.ops.render.render(write_still=True, scene=scene.name)
         seconds = time.monotonic() - started

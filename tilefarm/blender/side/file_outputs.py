@@ -1,0 +1,30 @@
+"""Compositor File Output nodes write where the farm says, never where the file says.
+
+A File Output node fires in whichever Blender runs the compositor and writes to its own
+base path, absolute or ``//``-relative. Each node is pointed at ``<dir>/<node name>/``
+(a multilayer node keeps its file-name prefix, the part of its base path after the last
+``/``), so its files keep the names Blender gives them (slot path, frame number,
+extension) and nothing is written outside the datum's output.
+"""
+
+import os
+
+import bpy
+
+
+def file_output_nodes(tree):
+    """The unmuted File Output nodes of a compositor tree (not inside node groups)."""
+    if tree is None:
+        return []
+    return [node for node in tree.nodes if node.type == "OUTPUT_FILE" and not node.mute]
+
+
+def redirect(tree, directory):
+    """Point every File Output node of ``tree`` under ``directory``; return how many."""
+    nodes = file_output_nodes(tree)
+    for node in nodes:
+        safe = node.name.replace("/", "_").replace(os.sep, "_")
+        multilayer = node.format.file_format == "OPEN_EXR_MULTILAYER"
+        prefix = os.path.basename(bpy.path.abspath(node.base_path)) if multilayer else ""
+        node.base_path = os.path.join(directory, safe, "") + prefix
+    return len(nodes)
