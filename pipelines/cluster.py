@@ -4,7 +4,8 @@ here, so another client (pachyderm-sdk) could replace it without touching the re
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -14,6 +15,24 @@ class PachydermError(Exception):
     def __init__(self, message: str, *, unreachable: bool = False) -> None:
         super().__init__(message)
         self.unreachable = unreachable
+
+
+@dataclass(frozen=True)
+class CommitState:
+    """One repo's commit: its ID (in Pachyderm 2.x the ID of the whole commit set, shared by
+    every repo the set touched), whether it finished, its error, and the user-repo commits
+    it was made from (repo name -> commit ID)."""
+
+    id: str
+    finished: bool
+    error: str
+    provenance: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    path: str
+    size: int
 
 
 class Cluster:
@@ -44,9 +63,7 @@ class Cluster:
         try:
             return fn()
         except grpc.RpcError as exc:
-            code = exc.code()
-            raise PachydermError(f"{what} failed at {self.address}: {code.name}: {exc.details()}",
-                                 unreachable=code == grpc.StatusCode.UNAVAILABLE) from None
+            raise self._failure(what, exc) from None
 
     def _exists(self, fn: Callable[[], Any]) -> bool:
         import grpc
@@ -55,7 +72,9 @@ class Cluster:
             fn()
             return True
         except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND or "not found" in (exc.details() or ""):
+            details = exc.details() or ""
+            if (exc.code() == grpc.StatusCode.NOT_FOUND or "not found" in details
+                    or "has no head" in details):
                 return False
             raise PachydermError(f"pachd at {self.address}: {exc.code().name}: {exc.details()}",
                                  unreachable=exc.code() == grpc.StatusCode.UNAVAILABLE) from None
@@ -76,29 +95,92 @@ class Cluster:
         self._call(f"creating pipeline {request['pipeline']['name']}",
                    lambda: self.client.create_pipeline_from_request(message))
 
-    def put_files(self, repo: str, branch: str, files: list[tuple[str, Any]]) -> None:
-        """Put ``(path, local_path)`` pairs in one atomic ModifyFile call (one commit)."""
+    def put_files(self, repo: str, branch: str, files: Sequence[tuple[str, Any]],
+                  delete: Sequence[str] = ()) -> None:
+        """Delete ``delete`` paths (a path ending in ``/`` deletes that directory's files), then
+        put ``(path, local_path)`` pairs, in one atomic ModifyFile call: one commit."""
         def send() -> None:
             with self.client.modify_file_client((repo, branch)) as mfc:
+                for path in delete:
+                    mfc.delete_file(path)
                 for path, local in files:
                     mfc.put_file_from_filepath(path, str(local))
 
         self._call(f"putting files into {repo}@{branch}", send)
 
-    def list_files(self, repo: str, branch: str, path: str) -> list[str]:
-        """Paths of the files at or under ``path`` (directories walked)."""
-        def walk() -> list[str]:
+    def head_commit(self, repo: str, branch: str = "master") -> CommitState | None:
+        """The head commit of ``repo@branch``, or None if the repo or branch does not exist."""
+        return self._commit_state(_commit(repo, branch, None))
+
+    def commit(self, repo: str, commit_id: str) -> CommitState | None:
+        """``repo``'s commit in commit set ``commit_id``, or None if the set has none there."""
+        return self._commit_state(_commit(repo, None, commit_id))
+
+    def _commit_state(self, commit: Any) -> CommitState | None:
+        found: list[Any] = []
+        if not self._exists(lambda: found.extend(self.client.inspect_commit(commit))):
+            return None
+        info = found[0]
+        provenance = {}
+        for source in info.direct_provenance:
+            source_repo = source.repo if source.HasField("repo") else source.branch.repo
+            if source_repo.type in ("", "user"):
+                provenance[source_repo.name] = source.id
+        return CommitState(id=info.commit.id, finished=info.HasField("finished"),
+                           error=info.error, provenance=provenance)
+
+    def list_files(self, repo: str, path: str, *, commit: str | None = None,
+                   branch: str = "master") -> list[RemoteFile]:
+        """The files at or under ``path`` (directories walked) at commit ID ``commit``, else
+        at the head of ``branch``."""
+        def walk() -> list[RemoteFile]:
             found = []
-            for info in self.client.walk_file((repo, branch), path):
+            for info in self.client.walk_file(_commit(repo, branch, commit), path):
                 if info.file_type == 1:  # pfs FileType.FILE
-                    found.append(info.file.path)
+                    found.append(RemoteFile(info.file.path, int(info.size_bytes)))
             return found
 
-        return list(self._call(f"listing {repo}@{branch}:{path}", walk))
+        return list(self._call(f"listing {repo}@{commit or branch}:{path}", walk))
 
-    def read_file(self, repo: str, branch: str, path: str) -> bytes:
-        return bytes(self._call(f"reading {repo}@{branch}:{path}",
-                                lambda: self.client.get_file((repo, branch), path).read()))
+    def iter_file(self, repo: str, path: str, *, commit: str | None = None,
+                  branch: str = "master", chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """A file's bytes as pachd streams them, at most ``chunk_size`` at a time; the whole
+        file is never held in memory. A stream cut short ends early: compare the size."""
+        import grpc
+
+        what = f"reading {repo}@{commit or branch}:{path}"
+        try:
+            handle = self.client.get_file(_commit(repo, branch, commit), path)
+        except StopIteration:
+            return  # no message at all: an empty file
+        except ConnectionError as exc:
+            # python-pachyderm wraps the first message's RpcError in a ConnectionError.
+            cause = exc.__cause__
+            if isinstance(cause, grpc.RpcError):
+                raise self._failure(what, cause) from None
+            raise PachydermError(f"{what} failed at {self.address}: {exc}") from None
+        except grpc.RpcError as exc:
+            raise self._failure(what, exc) from None
+        with handle:
+            while chunk := handle.read(chunk_size):
+                yield chunk
+
+    def _failure(self, what: str, exc: Any) -> PachydermError:
+        import grpc
+
+        code = exc.code()
+        return PachydermError(f"{what} failed at {self.address}: {code.name}: {exc.details()}",
+                              unreachable=code == grpc.StatusCode.UNAVAILABLE)
+
+
+def _commit(repo: str, branch: str | None, commit_id: str | None) -> Any:
+    """A pfs Commit: commit set ``commit_id`` in ``repo`` if given, else the head of ``branch``.
+    The repo is set both where pachd 2.x before 2.5 reads it (the branch) and after."""
+    from python_pachyderm.pfs import Commit
+
+    message = Commit(repo=repo, branch=None if commit_id else branch, id=commit_id).to_pb()
+    message.repo.CopyFrom(message.branch.repo)
+    return message
 
 
 def pipeline_request(request: dict[str, Any]) -> Any:

@@ -1,15 +1,32 @@
 """Job sources: a ``<job>.blend`` file, or a ``<job>/`` directory holding one top-level
 .blend, its assets and an optional ``tilefarm.json``. The job key is the file's stem
-or the directory's name (DESIGN.md, "Repos and data layout")."""
+or the directory's name (DESIGN.md, "Repos and data layout").
+
+A job name becomes a path component everywhere downstream (``/pfs/out/<job>/``,
+``OUT/<job>/``, the paths ``submit`` replaces and ``render`` removes), so it obeys one
+strict rule, checked here where every job enters: letters, digits, ``.``, ``_`` and
+``-``, not starting with ``.``. A file named ``...blend`` (job ``..``) or
+``.hidden.blend`` never becomes a job. The manifest schemas carry the same rule
+(``specs/schemas/plan.schema.json``, ``$defs/job``).
+"""
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from tilefarm.blender.blendfile import check_blend
 from tilefarm.errors import JobSourceError
 from tilefarm.plan.settings import SETTINGS_FILE, JobSettings, read_settings
+
+# The job name rule; the schemas' $defs/job pattern is the same expression.
+JOB_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+JOB_NAME_RULE = "letters, digits, '.', '_' and '-', not starting with '.'"
+_SUFFIX = ".blend"
+_RENAME_FILE = "; the job is named by the file's stem: rename the file"
+_RENAME_DIR = "; the job is named by the directory: rename it"
 
 
 @dataclass(frozen=True)
@@ -21,19 +38,34 @@ class JobSource:
     settings_path: Path | None
 
 
+def check_job_name(name: str, path: Path | str, hint: str = "") -> str:
+    """Return ``name`` if it is a valid job name; else raise JobSourceError naming ``path``
+    (the file, or the flag the name came from), ``hint`` saying what to do."""
+    if JOB_NAME.fullmatch(name) is None:
+        raise JobSourceError(f"job name {name!r} is not allowed: job names are {JOB_NAME_RULE}"
+                             f"{hint}", path=path)
+    return name
+
+
 def open_job(entry: Path) -> JobSource:
     """Turn a .blend or a job directory into a job; raise a clear error naming ``entry``."""
     if not entry.exists():
         raise JobSourceError("no such file or directory; expected a .blend file or a job "
                              "directory holding one", path=entry)
+    # The name as the path spells it; only "." (an empty name) is made absolute, so that
+    # `tilefarm plan .` inside a job directory names the directory. ".." stays "..".
+    name = entry.name or Path(os.path.abspath(entry)).name
     if entry.is_dir():
-        return _open_dir(entry)
+        return _open_dir(entry, check_job_name(name, entry, _RENAME_DIR))
+    if not name.lower().endswith(_SUFFIX):
+        check_blend(entry)  # says it is not a .blend file, whatever its name
+    job = check_job_name(name[:-len(_SUFFIX)], entry, _RENAME_FILE)
     check_blend(entry)
-    return JobSource(job=entry.stem, blend=entry, relative_blend=entry.name,
-                     settings=JobSettings(), settings_path=None)
+    return JobSource(job=job, blend=entry, relative_blend=name, settings=JobSettings(),
+                     settings_path=None)
 
 
-def _open_dir(directory: Path) -> JobSource:
+def _open_dir(directory: Path, job: str) -> JobSource:
     blends = sorted(p for p in directory.iterdir() if p.suffix.lower() == ".blend" and p.is_file())
     if not blends:
         raise JobSourceError("job directory has no top-level .blend file; put exactly one "
@@ -46,6 +78,5 @@ def _open_dir(directory: Path) -> JobSource:
     check_blend(blend)
     settings_path = directory / SETTINGS_FILE
     settings = read_settings(settings_path) if settings_path.exists() else JobSettings()
-    return JobSource(job=directory.name, blend=blend,
-                     relative_blend=f"{directory.name}/{blend.name}", settings=settings,
+    return JobSource(job=job, blend=blend, relative_blend=f"{job}/{blend.name}", settings=settings,
                      settings_path=settings_path if settings_path.exists() else None)

@@ -17,10 +17,57 @@ def test_bpy_module_argv_is_isolated_python(tmp_path: Path) -> None:
         base_env={"PATH": "/bin", "PYTHONPATH": "/evil", "BLENDER_USER_SCRIPTS": "/evil"})
     assert inv.argv == [sys.executable, "-I", str(MAIN_SCRIPT), "--",
                         str(tmp_path / "req.json"), str(tmp_path / "res.json")]
-    assert "PYTHONPATH" not in inv.env
-    assert inv.env["BLENDER_USER_SCRIPTS"] == str(tmp_path / "home" / "scripts")
-    assert inv.env["BLENDER_USER_CONFIG"] == str(tmp_path / "home" / "config")
-    assert inv.env["PATH"] == "/bin"
+    assert inv.env == {
+        "PATH": "/bin", "HOME": str(tmp_path / "home"),
+        "BLENDER_USER_CONFIG": str(tmp_path / "home" / "config"),
+        "BLENDER_USER_SCRIPTS": str(tmp_path / "home" / "scripts"),
+        "BLENDER_USER_DATAFILES": str(tmp_path / "home" / "datafiles"),
+        "BLENDER_USER_EXTENSIONS": str(tmp_path / "home" / "extensions"),
+        "PYTHONNOUSERSITE": "1", "PYTHONUNBUFFERED": "1"}
+
+
+# Secrets, agents and code-changing variables a parent may carry, and what GPU, colour and
+# locale set-ups need. Only the second kind reaches a Blender child.
+WITHHELD = {"AWS_SECRET_ACCESS_KEY": "s3cr3t", "AWS_ACCESS_KEY_ID": "AKIA", "GITHUB_TOKEN": "ghp_x",
+            "SSH_AUTH_SOCK": "/tmp/ssh-agent.sock", "PYTHONPATH": "/evil", "PYTHONHOME": "/evil",
+            "LD_PRELOAD": "/evil.so", "BLENDER_SYSTEM_SCRIPTS": "/evil", "FOO": "bar",
+            "XDG_RUNTIME_DIR": "/run/user/0", "DISPLAY": ":0", "PWD": "/somewhere/else",
+            "KUBECONFIG": "/root/.kube/config", "HOME": "/root"}
+PASSED = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "Europe/Paris", "TMPDIR": "/scratch",
+          "OCIO": "/studio/ocio/config.ocio", "LD_LIBRARY_PATH": "/usr/local/nvidia/lib64",
+          "CUDA_VISIBLE_DEVICES": "1", "NVIDIA_VISIBLE_DEVICES": "GPU-1",
+          "HIP_VISIBLE_DEVICES": "0",
+          "HSA_OVERRIDE_GFX_VERSION": "10.3.0", "ROCR_VISIBLE_DEVICES": "0",
+          "GPU_DEVICE_ORDINAL": "0", "ONEAPI_DEVICE_SELECTOR": "level_zero:0",
+          "SYCL_CACHE_PERSISTENT": "1", "OMP_NUM_THREADS": "4", "OPENBLAS_CORETYPE": "Haswell",
+          "MKL_CBWR": "AVX2", "OIDN_DEFAULT_DEVICE": "cpu"}
+
+
+def test_environment_is_an_allow_list(tmp_path: Path) -> None:
+    inv = BlenderRunner(executable=None, extra_env={"MALLOC_TRIM_THRESHOLD_": "1"}).invocation(
+        MAIN_SCRIPT, tmp_path / "req.json", tmp_path / "res.json", tmp_path / "home",
+        base_env={"PATH": "/bin", **WITHHELD, **PASSED})
+    assert not (set(WITHHELD) - {"HOME"}) & set(inv.env)
+    assert {k: inv.env[k] for k in PASSED} == PASSED
+    assert inv.env["HOME"] == str(tmp_path / "home")
+    assert inv.env["MALLOC_TRIM_THRESHOLD_"] == "1"  # what the runner sets itself
+
+
+def test_child_sees_only_the_allow_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {**WITHHELD, **PASSED}.items():
+        if name not in ("LD_PRELOAD", "LD_LIBRARY_PATH", "TMPDIR", "HOME", "PWD"):
+            monkeypatch.setenv(name, value)  # (those four would change this test's own run)
+    child = script(tmp_path, "json.dump({'ok': True, 'result': {'env': dict(os.environ), "
+                   "'home_files': os.listdir(os.path.expanduser('~'))}}, open(res, 'w'))\n")
+    result = BlenderRunner(log_dir=tmp_path / "logs").run_script(child, {})
+    env = result["env"]
+    for name in ("AWS_SECRET_ACCESS_KEY", "SSH_AUTH_SOCK", "GITHUB_TOKEN", "PYTHONPATH", "FOO",
+                 "XDG_RUNTIME_DIR", "KUBECONFIG"):
+        assert name not in env, name
+    for name in ("LANG", "OCIO", "CUDA_VISIBLE_DEVICES", "OPENBLAS_CORETYPE", "OMP_NUM_THREADS"):
+        assert env[name] == PASSED[name], name
+    assert env["HOME"] != str(Path.home()) and sorted(result["home_files"]) == [
+        "config", "datafiles", "extensions", "scripts"]
 
 
 def test_executable_argv_disables_autoexec(tmp_path: Path) -> None:

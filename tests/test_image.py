@@ -2,6 +2,8 @@
 each datum in its own container, inputs read-only under /pfs/<input>, output in /pfs/out,
 the per-input env vars set, no network. Its frames must match a local run's bit for bit.
 
+The stages run as uid 1000, as the image says, never root.
+
 Needs a Docker daemon and the Debian base image's root filesystem: ``scripts/test``
 sets both up as root (``scripts/docker-setup``) and exports DOCKER_HOST and
 TILEFARM_BASE_TAR. Where they are missing the test is skipped, except in CI
@@ -14,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,19 +49,40 @@ def docker_client() -> Any:
     return client
 
 
+# What a Debian image's config says and a bare root filesystem's import lacks.
+DEBIAN_PATH = "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 @pytest.fixture(scope="module")
-def base_image(docker_client: Any) -> str:
-    """The root filesystem imported once per version of the tarball."""
+def base_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The root filesystem imported once per version of the tarball, as a Debian image is:
+    with Debian's PATH, and a root directory everyone may traverse (the tarball records the
+    mode of the temporary directory it was made in, 0700, which would shut the image's
+    unprivileged user out of everything)."""
     import docker
 
     tar = Path(os.environ["TILEFARM_BASE_TAR"])
     stat = tar.stat()
-    tag = hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    version = f"{stat.st_size}:{stat.st_mtime_ns}:root0755:path"
+    tag = hashlib.sha256(version.encode()).hexdigest()[:12]
     try:
         docker_client.images.get(f"tilefarm-base:{tag}")
     except docker.errors.ImageNotFound:
-        docker_client.api.import_image_from_file(str(tar), repository="tilefarm-base", tag=tag)
+        opened = open_root(tar, tmp_path_factory.mktemp("base") / "rootfs.tar")
+        docker_client.api.import_image_from_file(str(opened), repository="tilefarm-base", tag=tag,
+                                                 changes=[DEBIAN_PATH])
+        opened.unlink()
     return f"tilefarm-base:{tag}"
+
+
+def open_root(source: Path, target: Path) -> Path:
+    """A copy of a root filesystem tarball whose root directory entry is mode 0755."""
+    with tarfile.open(source) as src, tarfile.open(target, "w", format=src.format) as dst:
+        for member in src:
+            if member.isdir() and member.name in (".", "./", "/", ""):
+                member.mode = 0o755
+            dst.addfile(member, src.extractfile(member) if member.isreg() else None)
+    return target
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +103,25 @@ def image(docker_client: Any, base_image: str) -> str:
     return ref
 
 
+# The image runs as this user, not root (Dockerfile, USER).
+STAGE_UID = 1000
+
+
+def readable(tree: Path) -> None:
+    """Let the stage user read (and traverse) a host tree it gets mounted read-only."""
+    for path in [tree, *tree.rglob("*")]:
+        path.chmod(path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
+
+
 def run_datum(client: Any, image: str, stage: str, pfs: Path, inputs: list[str],
               env: dict[str, str], out: Path) -> None:
-    """One datum in one container, mounted as a Pachyderm worker mounts it."""
+    """One datum in one container, mounted as a Pachyderm worker mounts it. pytest's
+    temporary directories are private to the host user, so the mounted ones are opened up
+    to the stage user: inputs readable, /pfs/out writable."""
     out.mkdir(parents=True)
+    out.chmod(0o777)
+    for name in inputs:
+        readable(pfs / name)
     volumes = {str(pfs / name): {"bind": f"/pfs/{name}", "mode": "ro"} for name in inputs}
     volumes[str(out)] = {"bind": "/pfs/out", "mode": "rw"}
     container = client.containers.run(image, ["python3", "-m", f"tilefarm.{stage}"], environment=env,
@@ -97,7 +136,30 @@ def run_datum(client: Any, image: str, stage: str, pfs: Path, inputs: list[str],
 
 def collect(outs: list[Path], into: Path) -> None:
     for out in outs:
+        written = [p for p in out.rglob("*") if p.is_file()]
+        assert written and {p.stat().st_uid for p in written} == {STAGE_UID}, out
         shutil.copytree(out, into, dirs_exist_ok=True)
+
+
+def run_command(client: Any, image: str, argv: list[str]) -> str:
+    output = client.containers.run(image, argv, network_mode="none", remove=True)
+    return str(output.decode("utf-8")).strip()
+
+
+def test_image_runs_as_an_unprivileged_user(docker_client: Any, image: str) -> None:
+    assert run_command(docker_client, image, ["id", "-u"]) == str(STAGE_UID)
+    assert run_command(docker_client, image, ["id", "-g"]) == str(STAGE_UID)
+    # The code is root's and read-only to the stages; their output directory is theirs.
+    probe = ("import os; print(os.access('/opt/tilefarm/lib', os.W_OK), "
+             "os.access('/pfs/out', os.W_OK))")
+    assert run_command(docker_client, image, ["python3", "-c", probe]) == "False True"
+    # bpy's bytecode is in the image: no Blender child recompiles its scripts.
+    count = ("import pathlib, sys, sysconfig; "
+             "root = pathlib.Path(sysconfig.get_paths()['purelib'], 'bpy'); "
+             "tag = sys.implementation.cache_tag; "
+             "print(len(list(root.rglob('*.py'))), len(list(root.rglob(f'*.{tag}.pyc'))))")
+    sources, compiled = run_command(docker_client, image, ["python3", "-c", count]).split()
+    assert int(sources) > 100 and compiled == sources
 
 
 def test_stages_in_containers_match_the_local_run(docker_client: Any, image: str,

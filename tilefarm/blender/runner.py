@@ -2,8 +2,9 @@
 
 Blender is the pip-installed ``bpy`` module run by this Python (default) or the
 executable named by ``TILEFARM_BLENDER``. Either way the child gets factory
-settings, a private empty user config/scripts dir, no inherited ``PYTHONPATH``,
-and the script opens .blend files with scripts disabled (``side/boot.py``).
+settings, a private empty home and user config/scripts dir, an environment built
+from an allow-list (no ``PYTHONPATH``, no credentials), and the script opens .blend
+files with scripts disabled (``side/boot.py``).
 The child writes its result to a JSON file; its console is only kept as a log.
 """
 
@@ -31,11 +32,54 @@ BLENDER_SIDE = Path(__file__).resolve().parent / "side"
 MAIN_SCRIPT = BLENDER_SIDE / "main.py"
 DEFAULT_TIMEOUT = 3600.0
 
-# Variables a child must not inherit: they would change which Python code it runs.
-_SCRUBBED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONSAFEPATH",
-             "BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS", "BLENDER_USER_DATAFILES",
-             "BLENDER_USER_EXTENSIONS", "BLENDER_SYSTEM_SCRIPTS", "BLENDER_SYSTEM_PYTHON",
-             "BLENDER_SYSTEM_EXTENSIONS")
+# The only variables a Blender child inherits from tilefarm's environment. The child opens
+# untrusted .blend files, so nothing else reaches it: no cloud or Git credentials
+# (AWS_*, GITHUB_TOKEN), no agent sockets (SSH_AUTH_SOCK), no PYTHON* or BLENDER_* variable
+# that would change which code runs, no LD_PRELOAD. Each entry is what Blender, OpenColorIO,
+# a GPU runtime or the C library needs:
+_INHERITED = frozenset({
+    "PATH",  # how Blender and the GPU runtimes find the tools they exec (argv[0] is absolute)
+    "LANG", "LANGUAGE",  # the locale: the encoding of file names Blender and Python decode
+    "TZ",  # the time zone of the dates Blender writes (render stamps, EXR/PNG metadata)
+    "TMPDIR",  # the admin's scratch dir; a container's /tmp may be small or read-only
+    # A studio's OpenColorIO config: view transforms decide every final pixel, so the child
+    # must see the config the artist's Blender sees.
+    "OCIO",
+    # Where GPU drivers (libcuda, ROCm's libamdhip64, oneAPI's Level Zero) and a registered
+    # Blender executable's own libraries live when not in ld.so.conf; the parent already
+    # loads with it, so it lets the child load nothing the parent could not.
+    "LD_LIBRARY_PATH",
+    # GPU selection: which devices a worker was given (Kubernetes, the NVIDIA/AMD container
+    # runtimes and schedulers assign devices through these) and the runtimes' settings.
+    "ROCR_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL",  # AMD ROCm
+    "ONEAPI_DEVICE_SELECTOR",  # Intel oneAPI (Cycles' oneAPI device)
+})
+_INHERITED_PREFIXES = (
+    "LC_",  # the locale categories (LC_ALL, LC_CTYPE...), as LANG
+    "CUDA_",  # CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER, CUDA_CACHE_PATH (kernel JIT cache)
+    "NVIDIA_",  # NVIDIA_VISIBLE_DEVICES, NVIDIA_DRIVER_CAPABILITIES: a GPU pod's device contract
+    "HIP_",  # HIP_VISIBLE_DEVICES: AMD HIP device selection
+    "HSA_",  # HSA_OVERRIDE_GFX_VERSION: lets ROCm run on GPUs it does not list
+    "SYCL_",  # SYCL_CACHE_PERSISTENT, SYCL_DEVICE_FILTER: Intel oneAPI's runtime
+    "OIDN_",  # OpenImageDenoise's device and thread settings: the denoiser runs here
+    # Thread pools and CPU paths of the numeric libraries bpy imports (numpy and its BLAS):
+    # OMP_NUM_THREADS keeps a worker inside its share of the cores; OPENBLAS_CORETYPE pins
+    # OpenBLAS's kernel where its CPU detection fails (this would crash numpy's import);
+    # MKL_CBWR pins MKL's code path for an MKL-built numpy.
+    "OMP_", "OPENBLAS_", "MKL_",
+)
+# Left out on purpose: HOME (set to the private home below, so nothing reads ~/.aws,
+# ~/.ssh or ~/.config), XDG_* (Blender in background opens no display or session bus, and
+# XDG_RUNTIME_DIR holds the user's agent and D-Bus sockets), PWD (Blender resolves
+# relative paths against $PWD before getcwd(), and an inherited one can name another
+# directory than the child's cwd), DISPLAY, LD_PRELOAD, PYTHON*, BLENDER_*.
+
+
+def inherited_env(base: Mapping[str, str]) -> dict[str, str]:
+    """The allow-listed part of ``base``: what a Blender child may inherit."""
+    return {k: v for k, v in base.items()
+            if k in _INHERITED or k.startswith(_INHERITED_PREFIXES)}
+
 
 # glibc malloc settings for a child that composites frame after frame: freed memory stays in
 # the heap instead of going back to the kernel, so each frame's large buffers (the Denoise
@@ -79,8 +123,8 @@ class BlenderRunner:
     def invocation(self, script: Path, request: Path, result: Path, home: Path,
                    base_env: Mapping[str, str] | None = None) -> Invocation:
         """The argv and environment that run ``script`` with ``request`` -> ``result``."""
-        env = {k: v for k, v in (os.environ if base_env is None else base_env).items()
-               if k not in _SCRUBBED}
+        env = inherited_env(os.environ if base_env is None else base_env)
+        env["HOME"] = str(home)  # the private, empty home: no ~/.aws, ~/.ssh, ~/.config
         for name in _USER_DIRS:
             env[f"BLENDER_USER_{name.upper()}"] = str(home / name)
         env["PYTHONNOUSERSITE"] = "1"

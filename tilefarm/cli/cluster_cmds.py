@@ -11,7 +11,7 @@ from tilefarm.cli.render_cmd import stage_job
 from tilefarm.errors import UsageError
 from tilefarm.pipelines.deploy import deploy, deploy_requests, dry_run_text, fetch, submit
 from tilefarm.pipelines.image import build, push
-from tilefarm.splitter.intake import open_job
+from tilefarm.splitter.intake import check_job_name, open_job
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -42,14 +42,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
     source = open_job(Path(args.source))
     with tempfile.TemporaryDirectory(prefix="tilefarm-submit-") as tmp:
         entries = stage_job(source, source.settings.merged(flags), Path(tmp))
-        submit(args.pachd, entries)
-    print(f"submitted {source.job}: {len(entries)} file(s) into blends@master")
+        submit(args.pachd, source.job, entries)
+    print(f"submitted {source.job}: {len(entries)} file(s) into blends@master, replacing "
+          f"/{source.job}.blend and /{source.job}/")
     return 0
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    written = fetch(args.pachd, args.job, Path(args.out))
-    print(f"fetched {len(written)} file(s) into {Path(args.out) / args.job}")
+    job = check_job_name(args.job, "JOB")  # it names the directory written under --out
+    fetched = fetch(args.pachd, job, Path(args.out))
+    if fetched.note:
+        print(f"note: {fetched.note}")
+    print(f"fetched {len(fetched.files)} file(s) of commit set {fetched.commit} into "
+          f"{Path(args.out) / job}")
     return 0
 
 
