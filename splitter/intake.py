@@ -1,6 +1,8 @@
-"""Job sources: a ``<job>.blend`` file, or a ``<job>/`` directory holding one top-level
-.blend, its assets and an optional ``tilefarm.json``. The job key is the file's stem
-or the directory's name (DESIGN.md, "Repos and data layout").
+"""Job sources: a ``<job>.blend`` file, or a ``<job>/`` directory holding the main .blend,
+the libraries and assets it uses, and an optional ``tilefarm.json``. The job key is the
+file's stem or the directory's name (DESIGN.md, "Repos and data layout"). The main .blend
+of a directory is the one ``tilefarm.json`` names (``"blend"``), else the only top-level
+.blend that no other top-level .blend links (studios keep the shot beside its libraries).
 
 A job name becomes a path component everywhere downstream (``/pfs/out/<job>/``,
 ``OUT/<job>/``, the paths ``submit`` replaces and ``render`` removes), so it obeys one
@@ -36,6 +38,7 @@ class JobSource:
     relative_blend: str  # its path relative to the blends repo root: "shot.blend", "shot/scene.blend"
     settings: JobSettings
     settings_path: Path | None
+    root: Path  # the job directory, or the folder of a single .blend: what "inside the job" means
 
 
 def check_job_name(name: str, path: Path | str, hint: str = "") -> str:
@@ -62,21 +65,43 @@ def open_job(entry: Path) -> JobSource:
     job = check_job_name(name[:-len(_SUFFIX)], entry, _RENAME_FILE)
     check_blend(entry)
     return JobSource(job=job, blend=entry, relative_blend=name, settings=JobSettings(),
-                     settings_path=None)
+                     settings_path=None, root=entry.parent)
 
 
 def _open_dir(directory: Path, job: str) -> JobSource:
-    blends = sorted(p for p in directory.iterdir() if p.suffix.lower() == ".blend" and p.is_file())
-    if not blends:
-        raise JobSourceError("job directory has no top-level .blend file; put exactly one "
-                             "<name>.blend beside its assets", path=directory)
-    if len(blends) > 1:
-        names = ", ".join(p.name for p in blends)
-        raise JobSourceError(f"job directory has {len(blends)} top-level .blend files ({names}); "
-                             "it must hold exactly one", path=directory)
-    blend = blends[0]
-    check_blend(blend)
     settings_path = directory / SETTINGS_FILE
     settings = read_settings(settings_path) if settings_path.exists() else JobSettings()
+    # Backups (shot.blend1) are not .blend files: their suffix differs.
+    blends = sorted(p for p in directory.iterdir() if p.suffix.lower() == ".blend" and p.is_file())
+    if settings.blend is not None:
+        blend = directory / settings.blend
+        if blend not in blends:
+            have = ", ".join(p.name for p in blends) or "none"
+            raise JobSourceError(f"blend: {settings.blend!r} is not a top-level .blend of the "
+                                 f"job directory (it has: {have})", path=settings_path)
+    else:
+        blend = _main_blend(directory, blends)
+    check_blend(blend)
     return JobSource(job=job, blend=blend, relative_blend=f"{job}/{blend.name}", settings=settings,
-                     settings_path=settings_path if settings_path.exists() else None)
+                     settings_path=settings_path if settings_path.exists() else None,
+                     root=directory)
+
+
+def _main_blend(directory: Path, blends: list[Path]) -> Path:
+    """The only top-level .blend no other top-level .blend links; a clear error otherwise."""
+    if not blends:
+        raise JobSourceError("job directory has no top-level .blend file; put the shot's "
+                             "<name>.blend beside its assets", path=directory)
+    if len(blends) == 1:
+        return blends[0]
+    from tilefarm.splitter.assets import trace  # BAT reads the files: only when there is a choice
+
+    linked = {dep.resolved.resolve() for b in blends for dep in trace(b) if dep.kind == "library"}
+    roots = [b for b in blends if b.resolve() not in linked]
+    if len(roots) == 1:
+        return roots[0]
+    names = ", ".join(p.name for p in (roots or blends))
+    raise JobSourceError(f"job directory has {len(blends)} top-level .blend files and cannot "
+                         f"tell the shot from its libraries (candidates: {names}); name it in "
+                         f'{SETTINGS_FILE}, e.g. {{"blend": "{(roots or blends)[0].name}"}}',
+                         path=directory)

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from tilefarm.splitter.contents import check_traced, dependency_listing
 from tilefarm.splitter.intake import JobSource
 
 from tilefarm import __version__
@@ -68,9 +69,11 @@ def plan_job(source: JobSource, flags: JobSettings, runner: BlenderRunner) -> Pl
             origins[field.name] = f"{source.settings_path}: {field.name}"
         if getattr(flags, field.name) is not None:
             origins[field.name] = f"--{field.name}"
+    dependencies = dependency_listing(source, settings)  # refuses missing files up front
     facts = inspect(source, settings.scene, runner)
+    check_traced(source, facts.files)
     return make_plan(source.job, source.relative_blend, facts, settings, origins,
-                     source=str(source.blend))
+                     source=str(source.blend), dependencies=dependencies)
 
 
 def plan_document(plan: Plan) -> object:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from tilefarm.blender.runner import BlenderRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = ROOT / "tests" / "scenes" / "build_scenes.py"
+BUILD_ASSETS = ROOT / "tests" / "scenes" / "build_assets.py"
 BIN = Path(sys.executable).parent
 
 
@@ -52,3 +54,25 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str)
     assert "Traceback" not in proc.stderr
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
+
+
+@dataclass(frozen=True)
+class Assets:
+    """The production-shaped fixture jobs of tests/scenes/build_assets.py."""
+
+    root: Path  # the fixtures' folder: jobs in <root>/<case>/, outside files beside them
+
+    def blend(self, case: str) -> Path:
+        return self.root / case / "shot.blend"
+
+    def job(self, case: str) -> Path:
+        return self.root / case
+
+
+@pytest.fixture(scope="session")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
+    out = tmp_path_factory.mktemp("assets")
+    built = BlenderRunner(timeout=300).run_script(BUILD_ASSETS, {"out": str(out)},
+                                                  label="build-assets")
+    assert all(Path(info["blend"]) == out / case / "shot.blend" for case, info in built.items())
+    return Assets(out)

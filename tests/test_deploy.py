@@ -3,6 +3,7 @@ Pachyderm's gRPC API (python-pachyderm's generated servicers, real wire protocol
 
 import json
 import os
+import shutil
 import socket
 import struct
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.conftest import Scenes, assert_one_line_error, run_cli
+from tests.conftest import Assets, Scenes, assert_one_line_error, run_cli
 from tests.pachd_server import FakePachd
 from tests.test_specs import SHARED_SCHEMA
 
@@ -92,14 +93,14 @@ def submit(pachd: FakePachd, source: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_submitting_a_blend_removes_the_job_directory(pachd: FakePachd, tmp_path: Path) -> None:
+@pytest.mark.blender
+def test_submitting_a_blend_removes_the_job_directory(pachd: FakePachd, assets: Assets,
+                                                      scenes: Scenes, tmp_path: Path) -> None:
     job = tmp_path / "dir" / "shot"
-    job.mkdir(parents=True)
-    (job / "scene.blend").write_bytes(BLEND)
-    (job / "tex.png").write_bytes(b"texture")
+    shutil.copytree(assets.job("relative"), job)  # shot.blend and the texture it uses
     submit(pachd, job)
-    assert set(pachd.rec.head_files("blends")) == {"/shot/scene.blend", "/shot/tex.png"}
-    (tmp_path / "shot.blend").write_bytes(BLEND)
+    assert set(pachd.rec.head_files("blends")) == {"/shot/shot.blend", "/shot/tex/a.png"}
+    shutil.copy(scenes["plain"], tmp_path / "shot.blend")  # needs no other file
     submit(pachd, tmp_path / "shot.blend")
     assert set(pachd.rec.head_files("blends")) == {"/shot.blend"}
     # One ModifyFile call, so one commit: the removals come first, then the new file.
@@ -107,23 +108,25 @@ def test_submitting_a_blend_removes_the_job_directory(pachd: FakePachd, tmp_path
     assert pachd.rec.modify_ops[-1][-1] == ("add", "/shot.blend")
     assert len(pachd.rec.commits["blends"]) == 2
     submit(pachd, job)  # and back: the .blend form goes
-    assert set(pachd.rec.head_files("blends")) == {"/shot/scene.blend", "/shot/tex.png"}
+    assert set(pachd.rec.head_files("blends")) == {"/shot/shot.blend", "/shot/tex/a.png"}
 
 
-def test_a_removed_asset_disappears(pachd: FakePachd, tmp_path: Path) -> None:
+@pytest.mark.blender
+def test_a_removed_asset_disappears(pachd: FakePachd, assets: Assets, scenes: Scenes,
+                                    tmp_path: Path) -> None:
     pachd.rec.commit("blends", {"/other/scene.blend": BLEND})  # another job stays
     job = tmp_path / "shot"
-    (job / "textures").mkdir(parents=True)
-    (job / "scene.blend").write_bytes(BLEND)
-    (job / "textures" / "a.png").write_bytes(b"a")
-    (job / "textures" / "b.png").write_bytes(b"b")
+    shutil.copytree(assets.job("relative"), job)
+    (job / "notes.txt").write_text("not used by the scene: never submitted")
     submit(pachd, job)
-    (job / "textures" / "b.png").unlink()
-    (job / "textures" / "a.png").write_bytes(b"a2")
+    (job / "tex" / "a.png").write_bytes((job / "tex" / "a.png").read_bytes() + b"changed")
     submit(pachd, job)
     files = pachd.rec.head_files("blends")
-    assert set(files) == {"/other/scene.blend", "/shot/scene.blend", "/shot/textures/a.png"}
-    assert files["/shot/textures/a.png"] == b"a2"
+    assert set(files) == {"/other/scene.blend", "/shot/shot.blend", "/shot/tex/a.png"}
+    assert files["/shot/tex/a.png"].endswith(b"changed")
+    shutil.copy(scenes["plain"], job / "shot.blend")  # the shot no longer uses the texture
+    submit(pachd, job)
+    assert set(pachd.rec.head_files("blends")) == {"/other/scene.blend", "/shot/shot.blend"}
 
 
 def test_submit_refuses_a_bad_job_name_and_sends_nothing(pachd: FakePachd,

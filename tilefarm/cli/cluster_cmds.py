@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from tilefarm.cli.flags import add_plan_flags, flag_settings
-from tilefarm.cli.render_cmd import stage_job
+from tilefarm.splitter.contents import stage_job
 from tilefarm.errors import UsageError
 from tilefarm.pipelines.deploy import deploy, deploy_requests, dry_run_text, fetch, submit
 from tilefarm.pipelines.image import build, push

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from tilefarm.cli.flags import add_plan_flags, flag_settings
 from tilefarm.cli.render_cmd import RENDER_COMMANDS
 from tilefarm.errors import UsageError
 from tilefarm.runtime.exitcodes import run_main
+from tilefarm.splitter.contents import stage_job
 from tilefarm.splitter.intake import open_job
 from tilefarm.splitter.split import plan_document, plan_job
 
@@ -39,6 +42,48 @@ def _plan_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("source", metavar="SCENE.blend|JOB_DIR")
     add_plan_flags(p)
     p.set_defaults(handler=cmd_plan)
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    """Write the self-contained job ``render`` and ``submit`` would put into ``blends``."""
+    flags = flag_settings(args)
+    source = open_job(Path(args.source))
+    out = Path(args.output)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"{out} exists and is not an empty directory; name a new one",
+                         flag="-o")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="tilefarm-pack-") as tmp:
+        entries = stage_job(source, source.settings.merged(flags), Path(tmp))
+        staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            for path, file in entries:  # "/<job>/<inside>", or "/<job>.blend" for a lone file
+                inside = path.split("/", 2)[2] if path.startswith(f"/{source.job}/") else path[1:]
+                target = staged / inside
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, target)
+            if out.exists():
+                out.rmdir()
+            staged.rename(out)  # the packed job appears whole
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+    total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"tilefarm: packed {source.job}: {len(entries)} files, {total} bytes, into {out}")
+    return 0
+
+
+def _pack_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("pack", help="write a job with every file it uses, ready to put",
+                       description="Trace every file the job's .blend uses (textures, libraries, "
+                                   "caches...), and write one self-contained job directory: the "
+                                   "main .blend and its dependencies at relative paths inside it, "
+                                   "and tilefarm.json. `pachctl put file -r blends@master:/JOB -f "
+                                   "DIR` renders it on a cluster as `tilefarm render` does here.")
+    p.add_argument("source", metavar="SCENE.blend|JOB_DIR")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="a new or empty directory")
+    add_plan_flags(p)
+    p.set_defaults(handler=cmd_pack)
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
@@ -81,7 +126,7 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 # Each entry adds one subcommand; later modules (render, deploy, ...) append theirs.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
-    _plan_parser, _demo_parser, *RENDER_COMMANDS, *ENGINE_COMMANDS, *DEPLOY_COMMANDS]
+    _plan_parser, _pack_parser, _demo_parser, *RENDER_COMMANDS, *ENGINE_COMMANDS, *DEPLOY_COMMANDS]
 
 
 

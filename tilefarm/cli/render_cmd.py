@@ -24,9 +24,10 @@ from tilefarm.errors import TilefarmError, UsageError
 from tilefarm.pipelines.specs import packaged_specs
 from tilefarm.plan import layout
 from tilefarm.plan.model import Plan
-from tilefarm.plan.schemas import dump, load
-from tilefarm.plan.settings import SETTINGS_FILE, JobSettings, VideoSettings
-from tilefarm.splitter.intake import JobSource, open_job
+from tilefarm.plan.schemas import load
+from tilefarm.plan.settings import VideoSettings
+from tilefarm.splitter.contents import stage_job
+from tilefarm.splitter.intake import open_job
 from tilefarm.splitter.split import FACTS_CACHE_ENV, plan_job
 
 
@@ -41,29 +42,6 @@ def ensure_pipelines(engine: Engine) -> None:
     engine.store.create_repo("blends", exist_ok=True)
     for spec in packaged_specs():
         engine.create_pipeline(spec, update=True)
-
-
-def stage_job(source: JobSource, settings: JobSettings, staging: Path) -> list[tuple[str, Path]]:
-    """The files the job puts into ``blends``: its directory (assets included) or its .blend,
-    with ``tilefarm.json`` carrying the merged settings so every engine plans the same."""
-    document = {k: v for k, v in dump(settings).items() if v is not None}
-    if isinstance(document.get("video"), dict):
-        document["video"] = {k: v for k, v in document["video"].items() if v is not None}
-    job_dir = source.blend.parent if "/" in source.relative_blend else None
-    if job_dir is None and not document:
-        return [(f"/{source.job}.blend", source.blend)]
-    entries: list[tuple[str, Path]] = []
-    if job_dir is not None:
-        entries = [(f"/{source.job}/{p.relative_to(job_dir).as_posix()}", p)
-                   for p in sorted(job_dir.rglob("*")) if p.is_file() and p.name != SETTINGS_FILE]
-    else:
-        entries = [(f"/{source.job}/{source.blend.name}", source.blend)]
-    if document:
-        settings_file = staging / source.job / SETTINGS_FILE
-        settings_file.parent.mkdir(parents=True, exist_ok=True)
-        settings_file.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        entries.append((f"/{source.job}/{SETTINGS_FILE}", settings_file))
-    return entries
 
 
 def export(store: Store, job: str, out: Path, video: bool) -> str:
@@ -141,6 +119,11 @@ def cmd_render(args: argparse.Namespace) -> int:
                     raise TilefarmError(f"job {source.job!r} is named twice in this command",
                                         path=raw)
                 plan = plan_job(source, flags, runner)  # the splitter's checks, up front
+                missing = [d for d in plan.dependencies if d.missing]
+                if missing:
+                    print(f"tilefarm: warning: {source.job}: {len(missing)} missing file(s), "
+                          "rendering without them (--allow-missing): "
+                          + ", ".join(d.path for d in missing[:10]), file=sys.stderr)
                 if plan.tiling.reason is not None:
                     print(f"{source.job}: rendering whole frames instead of "
                           f"{plan.tiling.requested} tiles: {plan.tiling.reason}")

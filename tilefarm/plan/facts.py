@@ -122,3 +122,5 @@ class SceneFacts:
     freestyle: bool  # render.use_freestyle, and a rendered view layer draws Freestyle lines
     path_guiding: bool  # Cycles path guiding (cycles.use_guiding)
     grease_pencil: str  # "effects", "strokes" or "" (no Grease Pencil rendered)
+    files: list[str]  # the external files Blender reads (bpy.utils.blend_paths), relative to
+    # the .blend's folder

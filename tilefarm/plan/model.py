@@ -69,6 +69,16 @@ class VideoSpec:
 
 
 @dataclass(frozen=True)
+class DependencyEntry:
+    """A file the job needs besides its main .blend: where it is inside the packed job (or,
+    when missing, the path the .blend names), its size, and whether it is missing."""
+
+    path: str
+    bytes: int
+    missing: bool
+
+
+@dataclass(frozen=True)
 class Tiling:
     """The tile grid rendered, the one asked for, and why they differ (None when they don't)."""
 
@@ -97,6 +107,8 @@ class Plan:
     output: OutputSpec
     video: VideoSpec
     facts: SceneFacts
+    dependencies: list[DependencyEntry]
+    dependencies_bytes: int  # their total size
 
     @property
     def tiled(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from tilefarm.errors import SceneError, UsageError
 from tilefarm.plan.facts import SceneFacts
@@ -10,6 +10,7 @@ from tilefarm.plan.formats import frame_format
 from tilefarm.plan.frames import parse_frames, scene_frames
 from tilefarm.plan.model import (
     PLAN_VERSION,
+    DependencyEntry,
     OutputSpec,
     Plan,
     Region,
@@ -26,7 +27,8 @@ DEFAULT_VIDEO = VideoSpec(enabled=True, codec="h264", crf=18, preset="medium", a
 
 
 def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
-              origins: Mapping[str, str] | None = None, source: str | None = None) -> Plan:
+              origins: Mapping[str, str] | None = None, source: str | None = None,
+              dependencies: Sequence[DependencyEntry] = ()) -> Plan:
     """Plan ``job``: which frames, tiles and tasks, in what order.
 
     ``origins`` names where each setting came from (``--tiles``, ``tilefarm.json: tiles``)
@@ -90,7 +92,8 @@ def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
         chunk=chunk, overscan=overscan, tiles=tiles, tasks=tasks,
         output=OutputSpec(file_format=fmt.blender, extension=fmt.extension,
                           preview=not fmt.encodable, stage=output_stage(facts, fmt.blender)),
-        video=video_spec, facts=facts)
+        video=video_spec, facts=facts, dependencies=list(dependencies),
+        dependencies_bytes=sum(d.bytes for d in dependencies))
 
 
 # Cycles filters adaptive sampling after sample indices s with s % 16 == 15 past the minimum

@@ -40,6 +40,8 @@ class JobSettings:
     scene: str | None = None
     output_format: str | None = None
     video: VideoSettings | None = None
+    blend: str | None = None  # the job directory's main .blend, where it holds several
+    allow_missing: bool | None = None  # render although dependencies are missing
 
     def merged(self, later: "JobSettings") -> "JobSettings":
         """These settings with every field ``later`` sets taken from ``later``."""

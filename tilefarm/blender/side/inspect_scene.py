@@ -1,5 +1,7 @@
 """Reads the scene facts the planner needs (schema ``scene_facts``)."""
 
+import os
+
 import bpy
 from boot import freestyle_runs_script
 from file_outputs import file_output_nodes
@@ -45,6 +47,13 @@ def facts(scene):
         "path_guiding": render.engine == "CYCLES" and bool(getattr(scene.cycles, "use_guiding",
                                                                     False)),
         "grease_pencil": _grease_pencil(scene),
+        # Every external file Blender's own path walker knows (linked libraries' data too),
+        # so the parent can check Blender Asset Tracer missed none (tilefarm.splitter.contents).
+        # Relative to the .blend's folder: facts are cached by the file's bytes, and the same
+        # bytes are inspected where the user keeps them and again inside the store.
+        "files": sorted({os.path.relpath(p, os.path.dirname(bpy.data.filepath))
+                         for p in bpy.utils.blend_paths(absolute=True, packed=False, local=False)
+                         if p}),
     }
 
 
