@@ -39,6 +39,7 @@ class JobSource:
     settings: JobSettings
     settings_path: Path | None
     root: Path  # the job directory, or the folder of a single .blend: what "inside the job" means
+    saved_by: str  # the Blender major.minor that saved the main .blend, from its header
 
 
 def check_job_name(name: str, path: Path | str, hint: str = "") -> str:
@@ -63,9 +64,9 @@ def open_job(entry: Path) -> JobSource:
     if not name.lower().endswith(_SUFFIX):
         check_blend(entry)  # says it is not a .blend file, whatever its name
     job = check_job_name(name[:-len(_SUFFIX)], entry, _RENAME_FILE)
-    check_blend(entry)
+    header = check_blend(entry)
     return JobSource(job=job, blend=entry, relative_blend=name, settings=JobSettings(),
-                     settings_path=None, root=entry.parent)
+                     settings_path=None, root=entry.parent, saved_by=header.blender)
 
 
 def _open_dir(directory: Path, job: str) -> JobSource:
@@ -81,10 +82,10 @@ def _open_dir(directory: Path, job: str) -> JobSource:
                                  f"job directory (it has: {have})", path=settings_path)
     else:
         blend = _main_blend(directory, blends)
-    check_blend(blend)
+    header = check_blend(blend)
     return JobSource(job=job, blend=blend, relative_blend=f"{job}/{blend.name}", settings=settings,
                      settings_path=settings_path if settings_path.exists() else None,
-                     root=directory)
+                     root=directory, saved_by=header.blender)
 
 
 def _main_blend(directory: Path, blends: list[Path]) -> Path:

@@ -73,7 +73,8 @@ def plan_job(source: JobSource, flags: JobSettings, runner: BlenderRunner) -> Pl
     facts = inspect(source, settings.scene, runner)
     check_traced(source, facts.files)
     return make_plan(source.job, source.relative_blend, facts, settings, origins,
-                     source=str(source.blend), dependencies=dependencies)
+                     source=str(source.blend), dependencies=dependencies,
+                     saved_by=source.saved_by)
 
 
 def plan_document(plan: Plan) -> object:

@@ -46,3 +46,22 @@ def test_not_a_blend(tmp_path: Path, name: str, content: bytes, needle: str) -> 
 def test_missing_path(tmp_path: Path) -> None:
     with pytest.raises(BlendFileError, match="no such file"):
         check_blend(tmp_path / "nope.blend")
+
+
+@pytest.mark.parametrize("head, blender", [
+    (b"BLENDER-v405REND", "4.5"),  # Blender 4.x: 12-byte header
+    (b"BLENDER17-01v0500REND", "5.0"),  # Blender 5.x: 17-byte header (docs/blender-versions.md)
+    (b"BLENDER17-01v0502REND", "5.2"),
+])
+def test_the_saving_blender_is_read_from_the_header(tmp_path: Path, head: bytes,
+                                                    blender: str) -> None:
+    import struct
+
+    blend = tmp_path / "x.blend"
+    endb = (struct.pack("<4siQii", b"ENDB", 0, 0, 0, 0) if head.startswith(b"BLENDER-")
+            else b"")
+    blend.write_bytes(head[:-4] + endb if endb else head + b"\0" * 32)
+    assert check_blend(blend).blender == blender
+    compressed = tmp_path / "z.blend"
+    compressed.write_bytes(zstandard.ZstdCompressor().compress(blend.read_bytes()))
+    assert check_blend(compressed).blender == blender

@@ -6,7 +6,7 @@ import pytest
 from tests.factories import make_facts
 from tilefarm.errors import SceneError, UsageError
 from tilefarm.plan.facts import AdaptiveSampling, CameraMarker, Compositor, Denoise, SceneFacts
-from tilefarm.plan.model import Plan, Tiling
+from tilefarm.plan.model import Plan, Tiling, Versions
 from tilefarm.plan.planner import adaptive_filter_passes, make_plan
 from tilefarm.plan.schemas import dump, load, to_document, validate
 from tilefarm.plan.settings import MAX_AUTO_OVERSCAN, JobSettings
@@ -176,3 +176,17 @@ def test_denoised_render_result_outputs_are_rendered_whole() -> None:
         "Cycles denoising with multilayer EXR output: the denoised render result cannot be "
         "rebuilt from tiles yet")
     assert plan(JobSettings(tiles="2x2"), denoise=denoise).grid == [2, 2]  # PNG: image nodes
+
+
+def test_a_file_from_a_newer_blender_is_refused_and_an_older_one_noted() -> None:
+    """tilefarm renders with its own bpy (4.5 here): a 5.0 file would render other pixels."""
+    with pytest.raises(SceneError, match=r"saved by Blender 5\.0, newer than the Blender "
+                                         r"tilefarm renders with \(4\.5\)"):
+        make_plan("shot", "shot.blend", make_facts(), JobSettings(), saved_by="5.0")
+    older = make_plan("shot", "shot.blend", make_facts(), JobSettings(), saved_by="4.2")
+    assert older.blender == Versions("4.2", "4.5", "saved by Blender 4.2, rendered with "
+                                     "Blender 4.5, the nearest newer one tilefarm has")
+    same = make_plan("shot", "shot.blend", make_facts(), JobSettings(), saved_by="4.5")
+    assert same.blender == Versions("4.5", "4.5", None)
+    assert to_document("plan", same)["blender"] == {"saved_by": "4.5", "rendered_by": "4.5",
+                                                    "note": None}

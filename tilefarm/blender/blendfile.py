@@ -32,6 +32,11 @@ class BlendHeader:
     version: int  # e.g. 405 for Blender 4.5
     compressed: str | None  # "zstd", "gzip" or None
 
+    @property
+    def blender(self) -> str:
+        """The Blender major.minor that saved the file: 405 -> "4.5", 500 -> "5.0"."""
+        return f"{self.version // 100}.{self.version % 100}"
+
 
 def check_blend(path: Path) -> BlendHeader:
     """Raise BlendFileError naming ``path`` unless it is a complete .blend file."""

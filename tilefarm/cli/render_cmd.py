@@ -124,6 +124,8 @@ def cmd_render(args: argparse.Namespace) -> int:
                     print(f"tilefarm: warning: {source.job}: {len(missing)} missing file(s), "
                           "rendering without them (--allow-missing): "
                           + ", ".join(d.path for d in missing[:10]), file=sys.stderr)
+                if plan.blender.note is not None:
+                    print(f"{source.job}: {plan.blender.note}")
                 if plan.tiling.reason is not None:
                     print(f"{source.job}: rendering whole frames instead of "
                           f"{plan.tiling.requested} tiles: {plan.tiling.reason}")

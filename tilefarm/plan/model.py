@@ -79,6 +79,15 @@ class DependencyEntry:
 
 
 @dataclass(frozen=True)
+class Versions:
+    """The Blender that saved the file (its header) and the one that renders it."""
+
+    saved_by: str  # major.minor, e.g. "4.5"
+    rendered_by: str
+    note: str | None  # why they differ, where they do
+
+
+@dataclass(frozen=True)
 class Tiling:
     """The tile grid rendered, the one asked for, and why they differ (None when they don't)."""
 
@@ -109,6 +118,7 @@ class Plan:
     facts: SceneFacts
     dependencies: list[DependencyEntry]
     dependencies_bytes: int  # their total size
+    blender: Versions
 
     @property
     def tiled(self) -> bool:

@@ -17,6 +17,7 @@ from tilefarm.plan.model import (
     Task,
     Tile,
     Tiling,
+    Versions,
     VideoSpec,
 )
 from tilefarm.plan.settings import DEFAULT_CHUNK, MAX_AUTO_OVERSCAN, JobSettings
@@ -28,7 +29,7 @@ DEFAULT_VIDEO = VideoSpec(enabled=True, codec="h264", crf=18, preset="medium", a
 
 def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
               origins: Mapping[str, str] | None = None, source: str | None = None,
-              dependencies: Sequence[DependencyEntry] = ()) -> Plan:
+              dependencies: Sequence[DependencyEntry] = (), saved_by: str | None = None) -> Plan:
     """Plan ``job``: which frames, tiles and tasks, in what order.
 
     ``origins`` names where each setting came from (``--tiles``, ``tilefarm.json: tiles``)
@@ -45,6 +46,7 @@ def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
         raise SceneError(f"scene {facts.scene!r} renders Freestyle with a Python line style, "
                          "which runs code from the file; use parameter-editor line styles",
                          path=where)
+    versions = blender_versions(saved_by, facts, where)
     if facts.camera is None and not facts.camera_markers:
         raise SceneError(f"scene {facts.scene!r} has no camera; set an active camera "
                          "(or bind one to a timeline marker)", path=where)
@@ -93,7 +95,30 @@ def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
         output=OutputSpec(file_format=fmt.blender, extension=fmt.extension,
                           preview=not fmt.encodable, stage=output_stage(facts, fmt.blender)),
         video=video_spec, facts=facts, dependencies=list(dependencies),
-        dependencies_bytes=sum(d.bytes for d in dependencies))
+        dependencies_bytes=sum(d.bytes for d in dependencies), blender=versions)
+
+
+def _major_minor(version: str) -> tuple[int, int]:
+    major, minor = version.split()[0].split(".")[:2]
+    return int(major), int(minor)
+
+
+def blender_versions(saved_by: str | None, facts: SceneFacts, where: str) -> Versions:
+    """Which Blender renders the file, given the one that saved it (its header).
+
+    A file saved by a newer Blender than tilefarm's would render other pixels (and may use
+    features the older one lacks): refused. An older file renders with the newer Blender,
+    as opening it in that Blender would, and the plan says so."""
+    runtime = ".".join(map(str, _major_minor(facts.blender_version)))
+    saved = saved_by or runtime
+    if _major_minor(saved) > _major_minor(runtime):
+        raise SceneError(f"the file was saved by Blender {saved}, newer than the Blender "
+                         f"tilefarm renders with ({runtime}): its frames would differ from the "
+                         f"artist's; save it with Blender {runtime}, or render it where a "
+                         f"Blender {saved} runtime exists (not yet in tilefarm)", path=where)
+    note = (None if saved == runtime else f"saved by Blender {saved}, rendered with Blender "
+            f"{runtime}, the nearest newer one tilefarm has")
+    return Versions(saved, runtime, note)
 
 
 # Cycles filters adaptive sampling after sample indices s with s % 16 == 15 past the minimum

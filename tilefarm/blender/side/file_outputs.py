@@ -12,11 +12,24 @@ import os
 import bpy
 
 
-def file_output_nodes(tree):
-    """The unmuted File Output nodes of a compositor tree (not inside node groups)."""
+def file_output_nodes(tree, seen=None):
+    """The unmuted File Output nodes of a compositor tree, inside its node groups too (a
+    node in a group writes as well, and must not write where the file says)."""
     if tree is None:
         return []
-    return [node for node in tree.nodes if node.type == "OUTPUT_FILE" and not node.mute]
+    seen = set() if seen is None else seen
+    if tree.name in seen:  # a group used twice is redirected once
+        return []
+    seen.add(tree.name)
+    found = []
+    for node in tree.nodes:
+        if node.mute:
+            continue
+        if node.type == "OUTPUT_FILE":
+            found.append(node)
+        elif node.type == "GROUP":
+            found += file_output_nodes(node.node_tree, seen)
+    return found
 
 
 def redirect(tree, directory):
