@@ -43,20 +43,8 @@ def compose(scene, request: ComposeRequest) -> dict:
     for layer in scene.view_layers:
         layer.use = False
     r.use_compositing = True
-    r.use_sequencer = False
-    r.use_border = False
     r.use_file_extension = False
-    if request.file_format != r.image_settings.file_format:
-        r.image_settings.file_format = request.file_format
-    scene.frame_set(request.frame)
-    r.filepath = request.target
-    bpy.ops.render.render(write_still=True, scene=scene.name)
-    if not os.path.exists(request.target):
-        raise ReportedError("RenderError", f"Blender wrote no frame {request.frame}",
-                            request.blend)
-    if request.preview:
-        save_preview(scene, request.preview)
-    return {"frame": request.frame, "file": request.target, "preview": request.preview}
+    return _write_frame(scene, request)
 
 
 def _compose_render_result(scene, request: ComposeRequest) -> dict:
@@ -64,10 +52,15 @@ def _compose_render_result(scene, request: ComposeRequest) -> dict:
     with every pass and its metadata, compositing with real Render Layers nodes, and File
     Output nodes writing under ``request.file_outputs``."""
     refuse_freestyle_script(scene, request.blend)
-    r = scene.render
     passthrough.load(scene, request.merged, request.blend)
     if request.file_outputs:
         file_outputs.redirect(scene.node_tree, request.file_outputs)
+    return _write_frame(scene, request)
+
+
+def _write_frame(scene, request: ComposeRequest) -> dict:
+    """Render the output stage of ``request.frame`` as set up, into ``request.target``."""
+    r = scene.render
     r.use_sequencer = False
     r.use_border = False
     if request.file_format != r.image_settings.file_format:
