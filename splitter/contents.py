@@ -127,7 +127,10 @@ def stage_job(source: JobSource, settings: JobSettings, staging: Path) -> list[t
     document = {k: v for k, v in dump(settings).items() if v is not None}
     if isinstance(document.get("video"), dict):
         document["video"] = {k: v for k, v in document["video"].items() if v is not None}
-    entries = contents.packed.entries
+    # A variant's main file is a substituted copy: it takes the template's name in the job.
+    main = PurePosixPath(source.relative_blend).name
+    entries = [(main if path == source.blend.name else path, file)
+               for path, file in contents.packed.entries]
     single = source.settings_path is None and "/" not in source.relative_blend
     if single and len(entries) == 1 and not contents.settings_files and not document:
         return [(f"/{source.job}.blend", entries[0][1])]

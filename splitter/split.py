@@ -16,7 +16,7 @@ from tilefarm.splitter.intake import JobSource
 from tilefarm import __version__
 from tilefarm.blender.runner import BlenderRunner
 from tilefarm.blender.side.protocol import InspectRequest
-from tilefarm.errors import ManifestError
+from tilefarm.errors import ManifestError, SettingsError
 from tilefarm.plan import layout
 from tilefarm.plan.facts import SceneFacts
 from tilefarm.plan.model import Plan, task_manifest
@@ -63,6 +63,11 @@ def _cache_path(source: JobSource, scene: str | None, runner: BlenderRunner) -> 
 def plan_job(source: JobSource, flags: JobSettings, runner: BlenderRunner) -> Plan:
     """Plan ``source`` with its job settings, overridden by ``flags`` (command-line values)."""
     settings = source.settings.merged(flags)
+    if settings.variants:
+        # Put as it is (pachctl), a template would render as itself, its variants ignored.
+        raise SettingsError(f"variants: job {source.job} is a template; render or submit it "
+                            "with tilefarm, which makes a job of each variant "
+                            f"({source.job}-<variant>)", path=source.settings_path)
     origins: dict[str, str] = {}
     for field in dataclasses.fields(JobSettings):
         if getattr(source.settings, field.name) is not None:

@@ -118,4 +118,5 @@ def test_session_key_ignores_exactly_the_per_call_fields() -> None:
 
 
 def test_every_kind_is_registered_once() -> None:
-    assert sorted(protocol.KINDS) == ["compose", "demo", "inspect", "mixdown", "render"]
+    assert sorted(protocol.KINDS) == ["compose", "demo", "inspect", "mixdown", "render",
+                                      "substitute"]

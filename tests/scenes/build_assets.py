@@ -8,6 +8,7 @@ Runs inside Blender through ``BlenderRunner.run_script``. ``{"out": DIR, "cases"
 (``build_scenes.render_reference``), all in this one Blender: ``{BLEND: FRAME_PATH}``.
 """
 
+import math
 import os
 import sys
 
@@ -268,9 +269,70 @@ def missing_library(out):
     return path
 
 
+def template(out):
+    """A template for personalised renders (issue 17): a text object ``Title``, an image
+    ``Photo`` (``//photos/default.png``), and a scene property ``tint`` that a plain
+    single-property driver reads (the title's height); photos and a tune per person beside."""
+    import struct
+    import wave
+
+    job = os.path.join(out, "template")
+    path = os.path.join(job, "shot.blend")
+    scene = _start(path)
+    scene.frame_end = 2
+    scene.render.resolution_x, scene.render.resolution_y = 64, 48
+    for name, rgb in (("default", (0.5, 0.5, 0.5)), ("amy", (0.9, 0.3, 0.1)),
+                      ("bob", (0.1, 0.4, 0.9))):
+        _write_png(os.path.join(job, "photos", f"{name}.png"), rgb)
+    photo = _image(os.path.join(job, "photos", "default.png"), "//photos/default.png")
+    photo.name = "Photo"
+    scene.collection.objects.link(_textured("Board", photo)[0])
+    curve = bpy.data.curves.new("Title", "FONT")
+    curve.body, curve.size, curve.align_x = "NAME", 2.5, "CENTER"
+    ink = bpy.data.materials.new("Ink")
+    ink.diffuse_color = (0.0, 0.0, 0.0, 1.0)  # Cycles without nodes: a dark title on the photo
+    curve.materials.append(ink)
+    title = bpy.data.objects.new("Title", curve)
+    title.location = (0.0, 0.0, 0.2)
+    scene.collection.objects.link(title)
+    scene["tint"] = 0.5
+    driver = title.driver_add("scale", 1).driver
+    driver.type = "AVERAGE"
+    var = driver.variables.new()
+    var.type = "SINGLE_PROP"
+    var.targets[0].id_type = "SCENE"
+    var.targets[0].id = scene
+    var.targets[0].data_path = '["tint"]'
+    for name, pitch in (("amy", 440), ("bob", 660)):
+        tune = os.path.join(job, "music", f"{name}.wav")
+        os.makedirs(os.path.dirname(tune), exist_ok=True)
+        with wave.open(tune, "wb") as handle:
+            handle.setnchannels(1)
+            handle.setsampwidth(2)
+            handle.setframerate(48000)
+            handle.writeframes(b"".join(struct.pack("<h", int(6000 * math.sin(
+                2 * math.pi * pitch * i / 48000))) for i in range(24000)))
+    return path
+
+
+def substitute(request):
+    """The ground truth for a variant: the template with its substitutions made by hand and
+    saved as a copy (what an artist would render with Blender itself)."""
+    boot.open_blend(request["substitute"])
+    scene = bpy.context.scene
+    for name, body in request.get("text", {}).items():
+        bpy.data.objects[name].data.body = body
+    for name, path in request.get("images", {}).items():
+        bpy.data.images[name].filepath = path
+    for key, value in request.get("values", {}).items():
+        scene[key] = value
+    bpy.ops.wm.save_as_mainfile(filepath=request["target"], copy=True, compress=False)
+    return request["target"]
+
+
 CASES = {maker.__name__: maker for maker in (
     relative, absolute, absolute_inside, parent, sequence, udim, library, cache, geometry_nodes,
-    missing_texture, missing_library)}
+    missing_texture, missing_library, template)}
 
 
 def render(blend, out):
@@ -283,6 +345,8 @@ def render(blend, out):
 
 
 def build(request):
+    if "substitute" in request:
+        return substitute(request)
     if "render" in request:
         return {blend: render(blend, out) for blend, out in request["render"]}
     out = request["out"]

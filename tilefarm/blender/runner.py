@@ -95,6 +95,7 @@ _USER_DIRS = ("config", "scripts", "datafiles", "extensions")
 _ERROR_KINDS: dict[str, type[errors.TilefarmError]] = {
     "BlendFileError": errors.BlendFileError,
     "SceneError": errors.SceneError,
+    "SettingsError": errors.SettingsError,
     "RenderError": errors.RenderError,
     "MergeError": errors.MergeError,
     "BlenderError": errors.BlenderError,

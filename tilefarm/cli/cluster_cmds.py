@@ -6,8 +6,11 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from tilefarm.cli.flags import add_plan_flags, flag_settings
+from tilefarm.blender.runner import BlenderRunner
+from tilefarm.cli.flags import add_plan_flags, add_variant_flags, flag_settings
 from tilefarm.splitter.contents import stage_job
+from tilefarm.splitter.split import plan_job
+from tilefarm.splitter.variants import expanded, with_sets
 from tilefarm.errors import UsageError
 from tilefarm.pipelines.deploy import deploy, deploy_requests, dry_run_text, fetch, submit
 from tilefarm.pipelines.image import build, push
@@ -39,12 +42,17 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     flags = flag_settings(args)
-    source = open_job(Path(args.source))
-    with tempfile.TemporaryDirectory(prefix="tilefarm-submit-") as tmp:
-        entries = stage_job(source, source.settings.merged(flags), Path(tmp))
-        submit(args.pachd, source.job, entries)
-    print(f"submitted {source.job}: {len(entries)} file(s) into blends@master, replacing "
-          f"/{source.job}.blend and /{source.job}/")
+    template = with_sets(open_job(Path(args.source)), args.variant, args.set or [])
+    runner = BlenderRunner()
+    with tempfile.TemporaryDirectory(prefix="tilefarm-submit-") as tmp, \
+            expanded(template, args.variant, runner) as variants:
+        for variant in variants:  # a job with no variants is its own one
+            source = variant.source
+            plan_job(source, flags, runner)  # the same checks as render, before anything is put
+            entries = stage_job(source, source.settings.merged(flags), Path(tmp) / source.job)
+            submit(args.pachd, source.job, entries)
+            print(f"submitted {source.job}: {len(entries)} file(s) into blends@master, replacing "
+                  f"/{source.job}.blend and /{source.job}/")
     return 0
 
 
@@ -72,6 +80,7 @@ def _parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("source", metavar="SCENE.blend|JOB_DIR")
     p.add_argument("--pachd", required=True, metavar="HOST:PORT")
     add_plan_flags(p)
+    add_variant_flags(p)
     p.set_defaults(handler=cmd_submit)
 
     p = sub.add_parser("fetch", help="get a job's frames and video from the cluster")

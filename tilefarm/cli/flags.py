@@ -23,6 +23,15 @@ def add_plan_flags(parser: argparse.ArgumentParser) -> None:
                         "warning); without it such a job is refused before rendering")
 
 
+def add_variant_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that pick or make variants of a template job; shared by render and submit."""
+    parser.add_argument("--variant", action="append", metavar="NAME",
+                        help="render this variant of a template job (repeatable; default: all)")
+    parser.add_argument("--set", action="append", metavar="KIND.NAME=VALUE",
+                        help="add or change the one --variant: text.Title=\"AMY REED\", "
+                        "images.Photo=amy.png (a file anywhere: it is packed), values.tint=0.35")
+
+
 def flag_settings(args: argparse.Namespace) -> JobSettings:
     settings = JobSettings(frames=args.frames, tiles=args.tiles, chunk=args.chunk,
                            overscan=args.overscan, scene=args.scene,

@@ -7,6 +7,7 @@ resumes: unchanged inputs make no new commit, and datums that finished are skipp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tilefarm.blender.runner import BlenderRunner
-from tilefarm.cli.flags import add_plan_flags, flag_settings
+from tilefarm.cli.flags import add_plan_flags, add_variant_flags, flag_settings
 from tilefarm.engine.engine import Engine, JobReport
 from tilefarm.engine.progress import ProgressDisplay
 from tilefarm.engine.store import FileInfo, Store, replace_entries
@@ -28,6 +29,7 @@ from tilefarm.plan.schemas import load
 from tilefarm.plan.settings import VideoSettings
 from tilefarm.splitter.contents import stage_job
 from tilefarm.splitter.intake import open_job
+from tilefarm.splitter.variants import VARIANT_CACHE_ENV, expanded, with_sets
 from tilefarm.splitter.split import FACTS_CACHE_ENV, plan_job
 
 
@@ -96,6 +98,20 @@ def _file(store: Store, repo: str, path: str) -> FileInfo | None:
     return matches[0] if matches else None
 
 
+def _say(job: str, plan: Plan) -> None:
+    """The one-line notices of a plan: missing files allowed, another Blender, whole frames."""
+    missing = [d for d in plan.dependencies if d.missing]
+    if missing:
+        print(f"tilefarm: warning: {job}: {len(missing)} missing file(s), rendering without "
+              "them (--allow-missing): " + ", ".join(d.path for d in missing[:10]),
+              file=sys.stderr)
+    if plan.blender.note is not None:
+        print(f"{job}: {plan.blender.note}")
+    if plan.tiling.reason is not None:
+        print(f"{job}: rendering whole frames instead of {plan.tiling.requested} tiles: "
+              f"{plan.tiling.reason}")
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     flags = flag_settings(args)
     if args.no_video:
@@ -105,32 +121,27 @@ def cmd_render(args: argparse.Namespace) -> int:
     out = Path(args.out)
     root = Path(args.root) if args.root else out / ".tilefarm"
     outcomes: list[JobOutcome] = []
-    with Engine(root, lock=True) as engine, tempfile.TemporaryDirectory(prefix="tilefarm-put-") as tmp:
+    with Engine(root, lock=True) as engine, tempfile.TemporaryDirectory(prefix="tilefarm-put-") as tmp, \
+            contextlib.ExitStack() as copies:  # variants' substituted copies, until put
         # The up-front check and the splitter share inspected facts (see split.inspect).
         os.environ.setdefault(FACTS_CACHE_ENV, str(engine.root / "facts"))
+        os.environ.setdefault(VARIANT_CACHE_ENV, str(engine.root / "variants"))
         ensure_pipelines(engine)
         runner = BlenderRunner()
         entries: list[tuple[str, Path]] = []
         jobs: list[str] = []
         for raw in args.sources:
             try:
-                source = open_job(Path(raw))
-                if source.job in jobs:
-                    raise TilefarmError(f"job {source.job!r} is named twice in this command",
-                                        path=raw)
-                plan = plan_job(source, flags, runner)  # the splitter's checks, up front
-                missing = [d for d in plan.dependencies if d.missing]
-                if missing:
-                    print(f"tilefarm: warning: {source.job}: {len(missing)} missing file(s), "
-                          "rendering without them (--allow-missing): "
-                          + ", ".join(d.path for d in missing[:10]), file=sys.stderr)
-                if plan.blender.note is not None:
-                    print(f"{source.job}: {plan.blender.note}")
-                if plan.tiling.reason is not None:
-                    print(f"{source.job}: rendering whole frames instead of "
-                          f"{plan.tiling.requested} tiles: {plan.tiling.reason}")
-                entries += stage_job(source, source.settings.merged(flags), Path(tmp))
-                jobs.append(source.job)
+                template = with_sets(open_job(Path(raw)), args.variant, args.set or [])
+                for variant in copies.enter_context(expanded(template, args.variant, runner)):
+                    source = variant.source
+                    if source.job in jobs:
+                        raise TilefarmError(f"job {source.job!r} is named twice in this "
+                                            "command", path=raw)
+                    plan = plan_job(source, flags, runner)  # the splitter's checks, up front
+                    _say(source.job, plan)
+                    entries += stage_job(source, source.settings.merged(flags), Path(tmp))
+                    jobs.append(source.job)
             except TilefarmError as exc:
                 outcomes.append(JobOutcome(Path(raw).stem, False, str(exc)))
                 print(f"tilefarm: error: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -173,6 +184,7 @@ def _render_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="worker processes per pipeline; Blender threads are split between them")
     p.add_argument("--no-video", action="store_true", help="frames only")
+    add_variant_flags(p)
     p.set_defaults(handler=cmd_render)
 
 

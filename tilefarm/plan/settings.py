@@ -32,6 +32,20 @@ class VideoSettings:
 
 
 @dataclass(frozen=True)
+class VariantSettings:
+    """One personalised render of a template job (``variants`` in ``tilefarm.json``): what
+    tilefarm's Blender-side code substitutes in the template, and job settings it overrides."""
+
+    text: dict[str, str] | None = None  # text (FONT) object name -> its body
+    images: dict[str, str] | None = None  # image datablock name -> a file inside the job
+    values: dict[str, bool | int | float | str] | None = None  # scene custom property -> value
+    frames: str | None = None
+    tiles: str | None = None
+    chunk: int | None = None
+    video: VideoSettings | None = None
+
+
+@dataclass(frozen=True)
 class JobSettings:
     frames: str | None = None
     tiles: str | None = None
@@ -42,6 +56,7 @@ class JobSettings:
     video: VideoSettings | None = None
     blend: str | None = None  # the job directory's main .blend, where it holds several
     allow_missing: bool | None = None  # render although dependencies are missing
+    variants: dict[str, VariantSettings] | None = None  # a template job's personalised renders
 
     def merged(self, later: "JobSettings") -> "JobSettings":
         """These settings with every field ``later`` sets taken from ``later``."""
@@ -52,6 +67,13 @@ class JobSettings:
                 f.name: getattr(later.video, f.name) if getattr(later.video, f.name) is not None
                 else getattr(self.video, f.name) for f in dataclasses.fields(VideoSettings)})
         return JobSettings(**values)
+
+
+def variant_settings(settings: JobSettings, variant: VariantSettings) -> JobSettings:
+    """The settings of one variant's job: the template's, with what the variant overrides."""
+    later = JobSettings(frames=variant.frames, tiles=variant.tiles, chunk=variant.chunk,
+                        video=variant.video)
+    return dataclasses.replace(settings.merged(later), variants=None)
 
 
 def read_settings(path: Path) -> JobSettings:

@@ -18,6 +18,7 @@ import inspect_scene  # noqa: E402
 import passthrough  # noqa: E402
 import protocol  # noqa: E402
 import render_tiles  # noqa: E402
+import variants  # noqa: E402
 
 _loaded: dict = {"key": None}
 
@@ -65,6 +66,9 @@ def handle(document):
         raise boot.ReportedError("BlenderError", f"tilefarm sent a malformed request: {exc}")
     if isinstance(request, protocol.DemoRequest):
         return demo_scene.build(request)
+    if isinstance(request, protocol.SubstituteRequest):
+        _loaded["key"] = None  # it opens the template itself
+        return variants.substitute(request)
     try:
         stat = os.stat(request.blend)
     except OSError:

@@ -134,7 +134,24 @@ class DemoRequest:
     denoise: bool
 
 
-Request = Union[InspectRequest, RenderRequest, ComposeRequest, MixdownRequest, DemoRequest]
+@dataclass(frozen=True)
+class SubstituteRequest:
+    """Save a copy of a template with one variant's substitutions applied (opened with
+    scripts disabled; nothing the file or the settings carry runs)."""
+
+    action: ClassVar[str] = "substitute"
+    reusable: ClassVar[bool] = False
+    blend: str
+    scene: str | None
+    variant: str  # its name, for errors
+    text: dict[str, str]  # text (FONT) object name -> body
+    images: dict[str, str]  # image datablock name -> path as the copy names it ("//photos/a.png")
+    values: dict[str, bool | int | float | str]  # scene custom property -> value
+    target: str  # the copy, beside the template so its relative paths hold
+
+
+Request = Union[InspectRequest, RenderRequest, ComposeRequest, MixdownRequest, DemoRequest,
+                SubstituteRequest]
 KINDS: dict[str, type] = {cls.action: cls for cls in typing.get_args(Request)}
 
 
@@ -195,6 +212,11 @@ def _build(hint: Any, value: Any, where: str) -> Any:
             except RequestError as exc:
                 errors.append(str(exc))
         raise RequestError("; ".join(errors) or f"{where}: null is not allowed")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise RequestError(f"{where}: expected an object, got {type(value).__name__}")
+        _, item = typing.get_args(hint)
+        return {k: _build(item, v, f"{where}.{k}") for k, v in value.items()}
     if origin is list:
         if not isinstance(value, list):
             raise RequestError(f"{where}: expected a list, got {type(value).__name__}")
