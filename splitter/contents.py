@@ -123,7 +123,7 @@ def stage_job(source: JobSource, settings: JobSettings, staging: Path) -> list[t
     relative paths inside ``/<job>/`` (rewritten .blend files staged under ``staging``), the
     files its settings name, and ``tilefarm.json`` carrying the merged settings so every
     engine plans the same. A lone .blend that needs nothing else stays ``/<job>.blend``."""
-    contents = job_contents(source, settings, staging / "packed")
+    contents = job_contents(source, settings, staging / source.job / "packed")  # per job: no clash
     document = {k: v for k, v in dump(settings).items() if v is not None}
     if isinstance(document.get("video"), dict):
         document["video"] = {k: v for k, v in document["video"].items() if v is not None}
