@@ -45,7 +45,7 @@ def run_pipeline(source: Path, pfs: Path, settings: JobSettings, *, threads: int
     entry = blends / source.name
     (shutil.copytree if source.is_dir() else shutil.copy)(source, entry)
     runner = BlenderRunner(timeout=600)
-    plan = plan_job(open_job(entry), settings, runner)
+    plan = plan_job(open_job(entry), settings, lambda series: runner)
     write_plan(plan, pfs / "out")
     stage_in(pfs, "splitter")
     with BlenderSession(runner, label="test-renderer") as session:
@@ -62,17 +62,21 @@ def run_pipeline(source: Path, pfs: Path, settings: JobSettings, *, threads: int
     return Run(plan, pfs)
 
 
-def reference(blend: Path, out: Path) -> dict[int, Path]:
-    """Blender's own animation render of ``blend``."""
-    result = BlenderRunner(timeout=600).run_script(BUILD_SCRIPT, {"reference": str(blend), "out": str(out)}, label="reference")
+def reference(blend: Path, out: Path, runner: BlenderRunner | None = None) -> dict[int, Path]:
+    """Blender's own animation render of ``blend`` (by ``runner``'s Blender; default 4.5)."""
+    result = (runner or BlenderRunner(timeout=600)).run_script(BUILD_SCRIPT, {"reference": str(blend), "out": str(out)}, label="reference")
     return {int(frame): Path(path) for frame, path in result.items()}
 
 
 def pixels(path: Path) -> dict[str, np.ndarray]:
-    """Decoded pixels of a frame: every EXR channel, or the image's array."""
+    """Decoded pixels of a frame: every channel of every EXR part (named ``<part>:<channel>``
+    in a multi-part file, as Blender 5.x writes multilayer EXR), or the image's array."""
     if path.suffix == ".exr":
         with OpenEXR.File(str(path), separate_channels=True) as handle:
-            return {name: ch.pixels.copy() for name, ch in handle.parts[0].channels.items()}
+            many = len(handle.parts) > 1
+            return {f"{index}:{name}" if many else name: ch.pixels.copy()
+                    for index, part in enumerate(handle.parts)
+                    for name, ch in part.channels.items()}
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     assert image is not None, path
     return {"pixels": image}

@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "tilefarm", "blender", "side")
 import bpy  # noqa: E402
 
 import boot  # noqa: E402
+import compat  # noqa: E402  (the fixtures build under every supported runtime)
 from scene_kit import camera as _camera, cube as _cube, plane as _plane  # noqa: E402
 
 
@@ -30,10 +31,10 @@ def base(width=64, height=48, start=1, end=3, samples=8, camera=True):
     scene.render.resolution_x, scene.render.resolution_y = width, height
     scene.render.resolution_percentage = 100
     scene.frame_start, scene.frame_end = start, end
-    scene.render.image_settings.file_format = "PNG"
+    compat.set_file_format(scene.render.image_settings, "PNG")
     world = bpy.data.worlds.new("World")
-    world.color = (0.05, 0.06, 0.09)
     scene.world = world
+    compat.set_world_color(world, (0.05, 0.06, 0.09))
     scene.collection.objects.link(_plane("Floor", color=(0.6, 0.55, 0.5, 1)))
     cube = _cube("Cube", color=(0.8, 0.2, 0.1, 1), location=(0, 0, 1))
     scene.collection.objects.link(cube)
@@ -63,7 +64,7 @@ def odd_size():
 def percentage_jpeg():
     scene = base(width=160, height=100, end=2)
     scene.render.resolution_percentage = 50
-    scene.render.image_settings.file_format = "JPEG"
+    compat.set_file_format(scene.render.image_settings, "JPEG")
     scene.render.image_settings.quality = 90
 
 
@@ -73,11 +74,8 @@ def frame_step():
 
 
 def _compositor(scene):
-    scene.use_nodes = True
-    tree = scene.node_tree
-    layers = next(n for n in tree.nodes if n.type == "R_LAYERS")
-    composite = next(n for n in tree.nodes if n.type == "COMPOSITE")
-    return tree, layers, composite
+    """The scene's compositor: ``(tree, render_layers_node, output_socket)``."""
+    return compat.default_compositor(scene)
 
 
 def glare_blur():
@@ -86,12 +84,15 @@ def glare_blur():
     scene.collection.objects.link(glow)
     tree, layers, composite = _compositor(scene)
     glare = tree.nodes.new("CompositorNodeGlare")
-    glare.glare_type = "FOG_GLOW"
+    compat.set_option(glare, "glare_type", "Type", "FOG_GLOW")
     blur = tree.nodes.new("CompositorNodeBlur")
-    blur.size_x, blur.size_y = 6, 4
+    if hasattr(blur, "size_x"):
+        blur.size_x, blur.size_y = 6, 4
+    else:
+        compat.set_blur_size(blur, 6, 4)
     tree.links.new(layers.outputs["Image"], glare.inputs["Image"])
     tree.links.new(glare.outputs["Image"], blur.inputs["Image"])
-    tree.links.new(blur.outputs["Image"], composite.inputs["Image"])
+    tree.links.new(blur.outputs["Image"], composite)
 
 
 def denoise():
@@ -115,11 +116,10 @@ def two_layers():
     layers.layer = "Main"
     other = tree.nodes.new("CompositorNodeRLayers")
     other.layer = "Second"
-    mix = tree.nodes.new("CompositorNodeMixRGB")
-    mix.inputs["Fac"].default_value = 0.5
-    tree.links.new(layers.outputs["Image"], mix.inputs[1])
-    tree.links.new(other.outputs["Image"], mix.inputs[2])
-    tree.links.new(mix.outputs["Image"], composite.inputs["Image"])
+    _, _, a, b, mixed = compat.mix_color_node(tree, factor=0.5)
+    tree.links.new(layers.outputs["Image"], a)
+    tree.links.new(other.outputs["Image"], b)
+    tree.links.new(mixed, composite)
 
 
 def motion_blur():
@@ -176,8 +176,7 @@ def sound_video(out):
         handle.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 48000)))
                                     for i in range(48000)))
     editor = scene.sequence_editor_create()
-    strips = getattr(editor, "strips", None) or editor.sequences
-    strip = strips.new_sound("Tone", tone, 1, 1)
+    strip = compat.strips(editor).new_sound("Tone", tone, 1, 1)
     strip.sound.filepath = "//tone.wav"
     return os.path.join(job, "shot.blend")
 
@@ -243,22 +242,20 @@ def multilayer():
         layer.samples = 8 if index == 0 else 4
     key.lightgroup = "key"
     settings = scene.render.image_settings
-    settings.file_format = "OPEN_EXR_MULTILAYER"
+    compat.set_file_format(settings, "OPEN_EXR_MULTILAYER")
     settings.color_depth = "32"
     settings.exr_codec = "ZIP"
     tree, layers, composite = _compositor(scene)
     glare = tree.nodes.new("CompositorNodeGlare")
-    glare.glare_type = "FOG_GLOW"
+    compat.set_option(glare, "glare_type", "Type", "FOG_GLOW")
     matte = tree.nodes.new("CompositorNodeCryptomatteV2")
     matte.matte_id = "Cube"
-    mix = tree.nodes.new("CompositorNodeMixRGB")
-    mix.blend_type = "ADD"
-    mix.inputs["Fac"].default_value = 0.5
+    _, _, a, b, mixed = compat.mix_color_node(tree, factor=0.5, blend_type="ADD")
     tree.links.new(layers.outputs["Image"], glare.inputs["Image"])
     tree.links.new(layers.outputs["Image"], matte.inputs["Image"])
-    tree.links.new(glare.outputs["Image"], mix.inputs[1])
-    tree.links.new(matte.outputs["Image"], mix.inputs[2])
-    tree.links.new(mix.outputs["Image"], composite.inputs["Image"])
+    tree.links.new(glare.outputs["Image"], a)
+    tree.links.new(matte.outputs["Image"], b)
+    tree.links.new(mixed, composite)
     return scene
 
 
@@ -275,7 +272,7 @@ def file_output(out):
     node.format.file_format = "PNG"
     glare = tree.nodes.new("CompositorNodeGlare")
     tree.links.new(layers.outputs["Image"], glare.inputs["Image"])
-    tree.links.new(glare.outputs["Image"], composite.inputs["Image"])
+    tree.links.new(glare.outputs["Image"], composite)
     tree.links.new(glare.outputs["Image"], node.inputs[0])
     tree.links.new(layers.outputs["Depth"], node.inputs[1])
 

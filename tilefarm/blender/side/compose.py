@@ -10,6 +10,7 @@ then Blender's own view transform, dither and file format.
 import os
 
 import bpy
+import compat
 import file_outputs
 import passthrough
 from boot import ReportedError, refuse_freestyle_script
@@ -54,7 +55,7 @@ def _compose_render_result(scene, request: ComposeRequest) -> dict:
     refuse_freestyle_script(scene, request.blend)
     passthrough.load(scene, request.merged, request.blend)
     if request.file_outputs:
-        file_outputs.redirect(scene.node_tree, request.file_outputs)
+        file_outputs.redirect(compat.compositor_tree(scene), request.file_outputs)
     return _write_frame(scene, request)
 
 
@@ -63,8 +64,7 @@ def _write_frame(scene, request: ComposeRequest) -> dict:
     r = scene.render
     r.use_sequencer = False
     r.use_border = False
-    if request.file_format != r.image_settings.file_format:
-        r.image_settings.file_format = request.file_format
+    compat.set_file_format(r.image_settings, request.file_format)
     scene.frame_set(request.frame)
     r.filepath = still_path(r, request.target)
     bpy.ops.render.render(write_still=True, scene=scene.name)
@@ -86,19 +86,11 @@ def still_path(render, target):
 
 def _tree(scene):
     """The tree Blender's own render would run; a plain pass-through where it runs none."""
-    r = scene.render
-    tree = scene.node_tree
-    has_output = tree is not None and any(n.type == "COMPOSITE" for n in tree.nodes)
-    if r.use_compositing and scene.use_nodes and has_output:
+    tree = compat.compositor_tree(scene)
+    if scene.render.use_compositing and tree is not None and compat.has_output(tree):
         return tree
-    scene.use_nodes = True
-    tree = scene.node_tree
-    for node in list(tree.nodes):
-        tree.nodes.remove(node)
-    layers = tree.nodes.new("CompositorNodeRLayers")
+    tree, layers, _ = compat.default_compositor(scene)
     layers.layer = bpy.context.view_layer.name if scene == bpy.context.scene else scene.view_layers[0].name
-    composite = tree.nodes.new("CompositorNodeComposite")
-    tree.links.new(layers.outputs["Image"], composite.inputs["Image"])
     return tree
 
 
@@ -126,10 +118,7 @@ def _rebind(tree, node, image, scene, denoise: DenoiseSettings) -> None:
 
 
 def _denoise_node(tree, source, denoise: DenoiseSettings):
-    node = tree.nodes.new("CompositorNodeDenoise")
-    node.prefilter = denoise.prefilter
-    if denoise.quality and hasattr(node, "quality"):
-        node.quality = denoise.quality
+    node = compat.denoise_node(tree, denoise.prefilter, denoise.quality)
     tree.links.new(source.outputs["Combined"], node.inputs["Image"])
     passes = denoise.input_passes
     if passes in ("RGB_ALBEDO", "RGB_ALBEDO_NORMAL"):
@@ -147,11 +136,11 @@ def forget():
 def save_preview(scene, path):
     """An 8-bit display-referred PNG of the result, for the encoder."""
     settings = scene.render.image_settings
-    saved = (settings.file_format, settings.color_mode, settings.color_depth)
-    settings.file_format = "PNG"
+    saved = compat.format_state(settings)
+    compat.set_file_format(settings, "PNG")
     settings.color_mode = "RGB"
     settings.color_depth = "8"
     try:
         bpy.data.images["Render Result"].save_render(path, scene=scene)
     finally:
-        settings.file_format, settings.color_mode, settings.color_depth = saved
+        compat.restore_format(settings, saved)

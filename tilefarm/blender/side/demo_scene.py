@@ -4,6 +4,7 @@ tiling, denoising and a compositor glow, small enough to render in a minute on 2
 import math
 
 import bpy
+import compat
 from scene_kit import camera, cube, plane
 
 
@@ -18,14 +19,14 @@ def build(request):
     r.engine = "CYCLES"
     r.resolution_x, r.resolution_y, r.resolution_percentage = width, height, 100
     r.fps, r.fps_base = 24, 1.0
-    r.image_settings.file_format = "PNG"
+    compat.set_file_format(r.image_settings, "PNG")
     scene.frame_start, scene.frame_end = 1, frames
     scene.cycles.device = "CPU"
     scene.cycles.samples = samples
     scene.cycles.use_denoising = denoise
     world = bpy.data.worlds.new("World")
-    world.color = (0.02, 0.03, 0.06)
     scene.world = world
+    compat.set_world_color(world, (0.02, 0.03, 0.06))
     scene.collection.objects.link(plane("Floor", size=10.0, color=(0.55, 0.55, 0.6, 1)))
     colors = [(0.9, 0.25, 0.1, 1), (0.1, 0.5, 0.9, 1), (0.2, 0.8, 0.3, 1), (0.9, 0.8, 0.2, 1)]
     for i, color in enumerate(colors):
@@ -45,13 +46,10 @@ def build(request):
     light.location = (3, -3, 6)
     scene.collection.objects.link(light)
     scene.camera = camera(scene, location=(9.5, -9.5, 7.5), rotation=(58, 0, 45))
-    scene.use_nodes = True
-    tree = scene.node_tree
-    layers = next(n for n in tree.nodes if n.type == "R_LAYERS")
-    composite = next(n for n in tree.nodes if n.type == "COMPOSITE")
+    tree, layers, output = compat.default_compositor(scene)
     glare = tree.nodes.new("CompositorNodeGlare")
-    glare.glare_type = "FOG_GLOW"
+    compat.set_option(glare, "glare_type", "Type", "FOG_GLOW")
     tree.links.new(layers.outputs["Image"], glare.inputs["Image"])
-    tree.links.new(glare.outputs["Image"], composite.inputs["Image"])
+    tree.links.new(glare.outputs["Image"], output)
     bpy.ops.wm.save_as_mainfile(filepath=target, compress=False)
     return target

@@ -9,7 +9,7 @@ extension) and nothing is written outside the datum's output.
 
 import os
 
-import bpy
+import compat
 
 
 def file_output_nodes(tree, seen=None):
@@ -37,7 +37,5 @@ def redirect(tree, directory):
     nodes = file_output_nodes(tree)
     for node in nodes:
         safe = node.name.replace("/", "_").replace(os.sep, "_")
-        multilayer = node.format.file_format == "OPEN_EXR_MULTILAYER"
-        prefix = os.path.basename(bpy.path.abspath(node.base_path)) if multilayer else ""
-        node.base_path = os.path.join(directory, safe, "") + prefix
+        compat.set_file_output_directory(node, os.path.join(directory, safe, ""))
     return len(nodes)

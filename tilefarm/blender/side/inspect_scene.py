@@ -3,6 +3,7 @@
 import os
 
 import bpy
+import compat
 from boot import freestyle_runs_script
 from file_outputs import file_output_nodes
 
@@ -114,17 +115,15 @@ def _passes(layer):
 
 
 def _compositor(scene):
-    tree = scene.node_tree if scene.use_nodes else None
+    tree = compat.compositor_tree(scene)
     nodes = []
-    has_output = False
     if tree is not None:
         for node in tree.nodes:
             if node.type == "R_LAYERS" and not node.mute:
                 nodes.append({"node": node.name, "layer": node.layer,
                               "outputs": [s.name for s in node.outputs if s.is_linked]})
-            has_output = has_output or node.type == "COMPOSITE"
     return {"use_compositing": scene.render.use_compositing,
-            "has_tree": tree is not None and has_output,
+            "has_tree": tree is not None and compat.has_output(tree),
             "render_layer_nodes": nodes,
             "file_output_nodes": [n.name for n in file_output_nodes(tree)],
             "cryptomatte_nodes": tree is not None and any(
@@ -159,8 +158,7 @@ def _strips(scene):
     editor = scene.sequence_editor
     if editor is None:
         return []
-    strips = getattr(editor, "strips_all", None)
-    return list(strips if strips is not None else editor.sequences_all)
+    return list(compat.strips(editor, all_levels=True))
 
 
 def _sound(strip):

@@ -12,6 +12,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import boot  # noqa: E402
+import compat  # noqa: E402
 import compose  # noqa: E402
 import demo_scene  # noqa: E402
 import inspect_scene  # noqa: E402
@@ -40,7 +41,7 @@ def _mixdown(scene, request: protocol.MixdownRequest):
     import bpy
 
     editor = scene.sequence_editor
-    strips = list(getattr(editor, "strips_all", [])) if editor else []
+    strips = list(compat.strips(editor, all_levels=True)) if editor else []
     if not any(s.type == "SOUND" and not s.mute for s in strips):
         return None
     result = bpy.ops.sound.mixdown(filepath=request.target, check_existing=False,

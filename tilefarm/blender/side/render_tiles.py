@@ -14,6 +14,7 @@ import resource
 import time
 
 import bpy
+import compat
 from boot import ReportedError, refuse_freestyle_script
 import file_outputs
 from compose import save_preview, still_path
@@ -30,15 +31,15 @@ def prepare(scene, request: RenderRequest) -> None:
     r.use_persistent_data = sum(1 for layer in scene.view_layers if layer.use) == 1
     if request.mode == "final":
         # use_file_extension stays as the scene has it: its File Output nodes obey it too.
-        if request.file_format != r.image_settings.file_format:
-            r.image_settings.file_format = request.file_format
+        compat.set_file_format(r.image_settings, request.file_format)
     else:
         r.use_file_extension = False
         r.use_compositing = False
         r.use_sequencer = False
         r.use_stamp = False
         image = r.image_settings
-        image.file_format = "OPEN_EXR_MULTILAYER"
+        compat.set_file_format(image, "OPEN_EXR_MULTILAYER")
+        compat.single_part_exr(image)  # the merger reads one part holding every pass
         image.color_depth = "32"
         image.exr_codec = "ZIP"  # lossless
     threads = request.threads
@@ -98,7 +99,7 @@ def render_task(scene, request: RenderRequest) -> list:
         tmp = f"{stem}.part{ext}"
         r.filepath = still_path(r, tmp)
         if request.mode == "final":
-            file_outputs.redirect(scene.node_tree, outputs)
+            file_outputs.redirect(compat.compositor_tree(scene), outputs)
         started = time.monotonic()
         bpy.ops.render.render(write_still=True, scene=scene.name)
         seconds = time.monotonic() - started

@@ -6,6 +6,7 @@ Used by the demo scene and by the test fixtures.
 import math
 
 import bpy
+import compat
 
 
 def mesh(name, verts, faces, location=(0, 0, 0), color=(0.8, 0.8, 0.8, 1), emission=0.0):
@@ -15,7 +16,7 @@ def mesh(name, verts, faces, location=(0, 0, 0), color=(0.8, 0.8, 0.8, 1), emiss
     obj = bpy.data.objects.new(name, mesh)
     obj.location = location
     mat = bpy.data.materials.new(name + "Mat")
-    mat.use_nodes = True
+    compat.ensure_material_nodes(mat)
     bsdf = mat.node_tree.nodes["Principled BSDF"]
     bsdf.inputs["Base Color"].default_value = color
     bsdf.inputs["Roughness"].default_value = 0.35
