@@ -16,6 +16,7 @@ from pathlib import Path
 from tilefarm.encoder.encode import encode, frame_rate
 
 from tilefarm.blender.runner import BlenderRunner
+from tilefarm.blender.runtimes import runner_for
 from tilefarm.blender.side.protocol import MixdownRequest
 from tilefarm.errors import EncodeError
 from tilefarm.plan import layout
@@ -50,14 +51,14 @@ def encode_datum(args: argparse.Namespace) -> int:
     jobs = [entry.name for entry in datum_entries(root, args.frames_input) if entry.is_dir()]
     if not jobs:
         raise EncodeError(f"no job frames in this datum (looked under {root / args.frames_input})")
-    runner = BlenderRunner()
     for job in jobs:
         plan = read_plan(layout.plan_path(root / args.plan_input, job))
         if not plan.video.enabled:
             print(f"encoder: {job}: video disabled in job settings", flush=True)
             continue
         with tempfile.TemporaryDirectory(prefix="tilefarm-audio-") as tmp:
-            audio, start = audio_for(plan, root / args.blends_input, Path(tmp), runner)
+            audio, start = audio_for(plan, root / args.blends_input, Path(tmp),
+                                     runner_for(plan.blender.rendered_by))
             target = encode(plan, root / args.frames_input, root / "out", audio=audio,
                             audio_start=start)
         print(f"encoder: {job}: {len(plan.frames)} frames -> {target}", flush=True)

@@ -13,7 +13,8 @@ from pathlib import Path
 from tilefarm.merger.merge import merge_frame
 from tilefarm.pipelines.worker import serve_datums
 
-from tilefarm.blender.runner import KEEP_HEAP, BlenderRunner, BlenderSession
+from tilefarm.blender.runner import KEEP_HEAP
+from tilefarm.blender.runtimes import Sessions
 from tilefarm.errors import MergeError
 from tilefarm.plan import layout
 from tilefarm.plan.model import read_plan
@@ -34,7 +35,7 @@ def frames_of_datum(root: Path, tiles_input: str) -> list[tuple[str, int]]:
     return sorted(pairs, key=lambda p: (p[0], p[1]))
 
 
-def merge_datum(args: argparse.Namespace, session: BlenderSession) -> int:
+def merge_datum(args: argparse.Namespace, sessions: Sessions) -> int:
     root = pfs_root(args.pfs_root)
     pairs = frames_of_datum(root, args.tiles_input)
     if not pairs:
@@ -42,6 +43,7 @@ def merge_datum(args: argparse.Namespace, session: BlenderSession) -> int:
     for job, frame in pairs:
         plan = read_plan(layout.plan_path(root / args.plan_input, job))
         blend = root / args.blends_input / plan.blend
+        session = sessions.get(plan.blender.rendered_by)
         target = merge_frame(plan, frame, root / args.tiles_input, blend, root / "out", session,
                              timeout=args.timeout)
         print(f"merger: {job} frame {frame} -> {target}", flush=True)
@@ -49,8 +51,8 @@ def merge_datum(args: argparse.Namespace, session: BlenderSession) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    with BlenderSession(BlenderRunner(extra_env=KEEP_HEAP), label="merger") as session:
-        return serve_datums("merger", lambda: merge_datum(args, session))
+    with Sessions("merger", extra_env=KEEP_HEAP) as sessions:
+        return serve_datums("merger", lambda: merge_datum(args, sessions))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """``python -m tilefarm.renderer``: render the task(s) of this datum into ``/pfs/out/<job>/tiles/``.
 
 With ``PPS_WORKER_GRPC_PORT`` set (Pachyderm datum batching) one process, and
-one warm Blender, serves datum after datum through the worker's NextDatum call;
+one warm Blender per runtime, serves datum after datum through the worker's NextDatum call;
 otherwise it renders the one datum it was started for.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from tilefarm.pipelines.worker import serve_datums
 from tilefarm.renderer.render import RenderOptions, default_threads, render_task
 
-from tilefarm.blender.runner import BlenderRunner, BlenderSession
+from tilefarm.blender.runtimes import Sessions
 from tilefarm.blender.side.protocol import DEVICES
 from tilefarm.errors import TilefarmError
 from tilefarm.plan import layout
@@ -34,7 +34,7 @@ def task_files(root: Path, tasks_input: str) -> list[Path]:
     return found
 
 
-def render_datum(args: argparse.Namespace, session: BlenderSession) -> int:
+def render_datum(args: argparse.Namespace, sessions: Sessions) -> int:
     root = pfs_root(args.pfs_root)
     files = task_files(root, args.tasks_input)
     if not files:
@@ -43,14 +43,15 @@ def render_datum(args: argparse.Namespace, session: BlenderSession) -> int:
     for path in files:
         manifest = read_task(path)
         blend = root / args.blends_input / manifest.blend
+        session = sessions.get(manifest.blender)  # the Blender the job was planned for
         written = render_task(manifest, blend, root / "out", session, options)
         print(f"renderer: {manifest.job} {manifest.task.id}: {len(written)} tile(s)", flush=True)
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    with BlenderSession(BlenderRunner(), label="renderer") as session:
-        return serve_datums("renderer", lambda: render_datum(args, session))
+    with Sessions("renderer") as sessions:
+        return serve_datums("renderer", lambda: render_datum(args, sessions))
 
 
 def main(argv: list[str] | None = None) -> int:

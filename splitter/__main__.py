@@ -8,7 +8,6 @@ import sys
 from tilefarm.splitter.intake import open_job
 from tilefarm.splitter.split import plan_job, write_plan
 
-from tilefarm.blender.runner import BlenderRunner
 from tilefarm.plan.settings import JobSettings
 from tilefarm.runtime.pfs import datum_entries, pfs_root
 from tilefarm.runtime.stage import run_stage, stage_parser
@@ -20,9 +19,8 @@ def split(args: argparse.Namespace) -> int:
     if not entries:
         print(f"splitter: nothing to split under {root / args.input}", file=sys.stderr)
         return 0
-    runner = BlenderRunner()
     for entry in entries:
-        plan = plan_job(open_job(entry), JobSettings(), runner)
+        plan = plan_job(open_job(entry), JobSettings())
         final = write_plan(plan, root / "out")
         print(f"splitter: {plan.job}: {len(plan.frames)} frames, {len(plan.tiles)} tiles, "
               f"{len(plan.tasks)} tasks -> {final}")

@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from tilefarm.splitter.contents import check_traced, dependency_listing
 from tilefarm.splitter.intake import JobSource
 
 from tilefarm import __version__
+from tilefarm.blender import runtimes
 from tilefarm.blender.runner import BlenderRunner
 from tilefarm.blender.side.protocol import InspectRequest
 from tilefarm.errors import ManifestError, SettingsError
 from tilefarm.plan import layout
 from tilefarm.plan.facts import SceneFacts
-from tilefarm.plan.model import Plan, task_manifest
+from tilefarm.plan.model import Plan, Versions, task_manifest
 from tilefarm.plan.planner import make_plan
 from tilefarm.plan.schemas import load, to_document, validate
 from tilefarm.plan.settings import JobSettings
+from tilefarm.plan.versions import choose_runtime
 from tilefarm.runtime.files import sha256_file, write_json
 
 FACTS_CACHE_ENV = "TILEFARM_FACTS_CACHE"
+RunnerFor = Callable[[str], BlenderRunner]
 
 
 def inspect(source: JobSource, scene: str | None, runner: BlenderRunner) -> SceneFacts:
@@ -55,13 +58,25 @@ def _cache_path(source: JobSource, scene: str | None, runner: BlenderRunner) -> 
     base = os.environ.get(FACTS_CACHE_ENV)
     if not base:
         return None
-    blender = runner.executable or f"bpy {importlib.metadata.version('bpy')}"
+    blender = f"{runner.executable or runner.python} {runner.version}"
     digest = sha256_file(source.blend, f"\0{scene}\0{blender}\0{__version__}".encode())
     return Path(base) / f"{digest}.json"
 
 
-def plan_job(source: JobSource, flags: JobSettings, runner: BlenderRunner) -> Plan:
-    """Plan ``source`` with its job settings, overridden by ``flags`` (command-line values)."""
+def job_versions(source: JobSource, flags: JobSettings = JobSettings()) -> Versions:
+    """The Blender runtime that renders ``source``: the one of the Blender that saved it
+    (its header), unless the job's ``blender`` setting or ``--blender`` names another."""
+    wanted, flag = flags.blender, "--blender"
+    if wanted is None and source.settings.blender is not None:
+        wanted, flag = source.settings.blender, f"{source.settings_path}: blender"
+    return choose_runtime(source.saved_by, runtimes.available_series(), wanted=wanted,
+                          where=str(source.blend), flag=flag)
+
+
+def plan_job(source: JobSource, flags: JobSettings,
+             runner_for: RunnerFor = runtimes.runner_for) -> Plan:
+    """Plan ``source`` with its job settings, overridden by ``flags`` (command-line values).
+    The scene is inspected by the runtime that will render it (``job_versions``)."""
     settings = source.settings.merged(flags)
     if settings.variants:
         # Put as it is (pachctl), a template would render as itself, its variants ignored.
@@ -74,12 +89,13 @@ def plan_job(source: JobSource, flags: JobSettings, runner: BlenderRunner) -> Pl
             origins[field.name] = f"{source.settings_path}: {field.name}"
         if getattr(flags, field.name) is not None:
             origins[field.name] = f"--{field.name}"
+    versions = job_versions(source, flags)  # a file no runtime can render is refused first
     dependencies = dependency_listing(source, settings)  # refuses missing files up front
-    facts = inspect(source, settings.scene, runner)
+    facts = inspect(source, settings.scene, runner_for(versions.rendered_by))
     check_traced(source, facts.files)
     return make_plan(source.job, source.relative_blend, facts, settings, origins,
                      source=str(source.blend), dependencies=dependencies,
-                     saved_by=source.saved_by)
+                     versions=versions)
 
 
 def plan_document(plan: Plan) -> object:

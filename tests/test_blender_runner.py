@@ -145,14 +145,16 @@ def test_extra_env_reaches_the_child(tmp_path: Path) -> None:
 
 
 def test_merger_session_keeps_its_heap(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The merger composes frame after frame: its Blender keeps freed memory (KEEP_HEAP)."""
+    """The merger composes frame after frame: its Blender keeps freed memory (KEEP_HEAP),
+    in the session of whichever runtime the job renders with."""
     import tilefarm.merger.__main__ as merger_main
+    from tilefarm.blender.runtimes import Sessions, own_runtime
 
     seen = []
 
     class Recorder:
-        def __init__(self, runner: BlenderRunner, **kwargs: object) -> None:
-            seen.append(runner)
+        def __init__(self, label: str, **kwargs: object) -> None:
+            seen.append(kwargs)
 
         def __enter__(self) -> "Recorder":
             return self
@@ -160,7 +162,11 @@ def test_merger_session_keeps_its_heap(monkeypatch: pytest.MonkeyPatch) -> None:
         def __exit__(self, *exc: object) -> None:
             pass
 
-    monkeypatch.setattr(merger_main, "BlenderSession", Recorder)
+    monkeypatch.setattr(merger_main, "Sessions", Recorder)
     monkeypatch.setattr(merger_main, "serve_datums", lambda prog, datum: 0)
     assert merger_main.run(argparse.Namespace()) == 0
-    assert seen and seen[0].extra_env == KEEP_HEAP
+    assert seen == [{"extra_env": KEEP_HEAP}]
+    own = own_runtime()
+    assert own is not None
+    with Sessions("merger", extra_env=KEEP_HEAP) as sessions:
+        assert sessions.get(own.series).runner.extra_env == KEEP_HEAP

@@ -178,15 +178,15 @@ def test_denoised_render_result_outputs_are_rendered_whole() -> None:
     assert plan(JobSettings(tiles="2x2"), denoise=denoise).grid == [2, 2]  # PNG: image nodes
 
 
-def test_a_file_from_a_newer_blender_is_refused_and_an_older_one_noted() -> None:
-    """tilefarm renders with its own bpy (4.5 here): a 5.0 file would render other pixels."""
-    with pytest.raises(SceneError, match=r"saved by Blender 5\.0, newer than the Blender "
-                                         r"tilefarm renders with \(4\.5\)"):
-        make_plan("shot", "shot.blend", make_facts(), JobSettings(), saved_by="5.0")
-    older = make_plan("shot", "shot.blend", make_facts(), JobSettings(), saved_by="4.2")
-    assert older.blender == Versions("4.2", "4.5", "saved by Blender 4.2, rendered with "
-                                     "Blender 4.5, the nearest newer one tilefarm has")
-    same = make_plan("shot", "shot.blend", make_facts(), JobSettings(), saved_by="4.5")
-    assert same.blender == Versions("4.5", "4.5", None)
+def test_the_plan_records_the_chosen_runtime_and_refuses_facts_from_another() -> None:
+    """Facts inspected by another Blender than the one that renders would plan other pixels."""
+    chosen = Versions("4.2", "4.5", "saved by Blender 4.2, rendered with Blender 4.5, ...")
+    assert make_plan("shot", "shot.blend", make_facts(), JobSettings(),
+                     versions=chosen).blender == chosen
+    with pytest.raises(SceneError, match=r"inspected by Blender 4\.5, but the job renders "
+                                         r"with 5\.0"):
+        make_plan("shot", "shot.blend", make_facts(), JobSettings(),
+                  versions=Versions("5.0", "5.0", None))
+    same = make_plan("shot", "shot.blend", make_facts(), JobSettings())
     assert to_document("plan", same)["blender"] == {"saved_by": "4.5", "rendered_by": "4.5",
                                                     "note": None}

@@ -22,7 +22,7 @@ def test_reads_every_key(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text, needle", [
-    ('{"chnk": 2}', "unknown key(s) 'chnk'; allowed: allow_missing, blend, chunk, frames"),
+    ('{"chnk": 2}', "unknown key(s) 'chnk'; allowed: allow_missing, blend, blender, chunk, frames"),
     ('{"chunk": 0}', "chunk: 0 is less than the minimum of 1"),
     ('{"tiles": "0x"}', "tiles: '0x' does not match"),
     ('{"video": {"codec": "gif"}}', "video/codec: 'gif' is not one of"),

@@ -1,7 +1,7 @@
 """Runs Blender-side scripts in a child process, safely, and reads their JSON result.
 
-Blender is the pip-installed ``bpy`` module run by this Python (default) or the
-executable named by ``TILEFARM_BLENDER``. Either way the child gets factory
+Blender is a pip-installed ``bpy`` module run by a Python (this one by default, or a
+runtime's: ``runtimes.py``) or a Blender executable (``TILEFARM_BLENDER``, or registered). Either way the child gets factory
 settings, a private empty home and user config/scripts dir, an environment built
 from an allow-list (no ``PYTHONPATH``, no credentials), and the script opens .blend
 files with scripts disabled (``side/boot.py``).
@@ -115,6 +115,8 @@ class BlenderRunner:
     """Runs one Blender-side script per call in a fresh child process."""
 
     executable: str | None = field(default_factory=lambda: os.environ.get(BLENDER_ENV) or None)
+    python: str | None = None  # the interpreter whose bpy runs the scripts; None: this one
+    version: str | None = None  # the Blender version of the runtime, where known (a cache key)
     timeout: float = DEFAULT_TIMEOUT
     log_dir: Path | None = None
     popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen
@@ -137,7 +139,8 @@ class BlenderRunner:
                     str(request), str(result)]
         else:
             # -I: isolated mode, no PYTHON* variables, no user site, no script dir on sys.path.
-            argv = [sys.executable, "-I", str(script), "--", str(request), str(result)]
+            argv = [self.python or sys.executable, "-I", str(script), "--", str(request),
+                    str(result)]
         return Invocation(argv=argv, env=env)
 
     def run(self, request: protocol.Request, *, label: str = "blender",

@@ -6,14 +6,14 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from tilefarm.blender.runner import BlenderRunner
+from tilefarm.blender.runtimes import own_runtime, runner_for
 from tilefarm.cli.flags import add_plan_flags, add_variant_flags, flag_settings
 from tilefarm.splitter.contents import stage_job
-from tilefarm.splitter.split import plan_job
+from tilefarm.splitter.split import job_versions, plan_job
 from tilefarm.splitter.variants import expanded, with_sets
 from tilefarm.errors import UsageError
 from tilefarm.pipelines.deploy import deploy, deploy_requests, dry_run_text, fetch, submit
-from tilefarm.pipelines.image import build, push
+from tilefarm.pipelines.image import build, image_runtimes, push
 from tilefarm.splitter.intake import check_job_name, open_job
 
 
@@ -23,9 +23,16 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if args.push and not args.build:
         raise UsageError("--push needs --build (it pushes the image it builds)", flag="--push")
     image = args.image
+    own = own_runtime()
+    wanted = [s.strip() for s in args.blender.split(",") if s.strip()] if args.blender else []
+    if wanted and not args.build:
+        raise UsageError("--blender needs --build (it builds the runtimes into the image)",
+                         flag="--blender")
+    extra = image_runtimes(wanted, own.series if own else None)
     if args.build and not args.dry_run:
-        image = build(args.image)
-        print(f"built {image}")
+        image = build(args.image, runtimes=extra)
+        held = ", ".join(([own.series] if own else []) + extra)
+        print(f"built {image} (Blender runtimes: {held})")
         if args.push:
             push(image)
             print(f"pushed {image}")
@@ -43,12 +50,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     flags = flag_settings(args)
     template = with_sets(open_job(Path(args.source)), args.variant, args.set or [])
-    runner = BlenderRunner()
+    runner = runner_for(job_versions(template, flags).rendered_by)
     with tempfile.TemporaryDirectory(prefix="tilefarm-submit-") as tmp, \
             expanded(template, args.variant, runner) as variants:
         for variant in variants:  # a job with no variants is its own one
             source = variant.source
-            plan_job(source, flags, runner)  # the same checks as render, before anything is put
+            plan_job(source, flags)  # the same checks as render, before anything is put
             entries = stage_job(source, source.settings.merged(flags), Path(tmp) / source.job)
             submit(args.pachd, source.job, entries)
             print(f"submitted {source.job}: {len(entries)} file(s) into blends@master, replacing "
@@ -74,6 +81,9 @@ def _parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--push", action="store_true", help="push the built image")
     p.add_argument("--dry-run", action="store_true", help="print the requests instead of sending")
     p.add_argument("--gpu", type=int, default=0, metavar="N", help="GPUs per renderer worker")
+    p.add_argument("--blender", metavar="X.Y,...",
+                   help="Blender runtimes the built image holds besides tilefarm's own, e.g. "
+                   "4.5,5.0: each job renders with the one that saved its file")
     p.set_defaults(handler=cmd_deploy)
 
     p = sub.add_parser("submit", help="put a job into the cluster's blends repo")

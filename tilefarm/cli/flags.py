@@ -18,6 +18,9 @@ def add_plan_flags(parser: argparse.ArgumentParser) -> None:
                         help="margin rendered around each tile and cropped on merge (default: what "
                         "the scene's adaptive sampling needs, 0-16)")
     parser.add_argument("--scene", metavar="NAME", help="scene to render (default: the file's active scene)")
+    parser.add_argument("--blender", metavar="X.Y",
+                        help="render with this Blender runtime (default: the one matching the "
+                        "Blender that saved the file; see tilefarm blender list)")
     parser.add_argument("--allow-missing", action="store_true",
                         help="render even though files the scene uses are missing (listed as a "
                         "warning); without it such a job is refused before rendering")
@@ -35,6 +38,7 @@ def add_variant_flags(parser: argparse.ArgumentParser) -> None:
 def flag_settings(args: argparse.Namespace) -> JobSettings:
     settings = JobSettings(frames=args.frames, tiles=args.tiles, chunk=args.chunk,
                            overscan=args.overscan, scene=args.scene,
-                           allow_missing=True if args.allow_missing else None)
+                           allow_missing=True if args.allow_missing else None,
+                           blender=args.blender)
     check_settings(settings, {name: f"--{name}" for name in ("frames", "tiles", "chunk", "overscan")})
     return settings

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tilefarm import __version__
-from tilefarm.blender.runner import BlenderRunner
+from tilefarm.blender.runtimes import runner_for
 from tilefarm.blender.side.protocol import DemoRequest
+from tilefarm.cli.blender_cmds import BLENDER_COMMANDS
 from tilefarm.cli.cluster_cmds import DEPLOY_COMMANDS
 from tilefarm.cli.engine_cmds import ENGINE_COMMANDS
 from tilefarm.cli.flags import add_plan_flags, flag_settings
@@ -29,7 +30,7 @@ Handler = Callable[[argparse.Namespace], int]
 def cmd_plan(args: argparse.Namespace) -> int:
     flags = flag_settings(args)
     source = open_job(Path(args.source))
-    plan = plan_job(source, flags, BlenderRunner())
+    plan = plan_job(source, flags)
     json.dump(plan_document(plan), sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
@@ -104,7 +105,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.samples < 1:
         raise UsageError("frames and samples must be 1 or more", flag="--frames/--samples")
     width, height = parse_resolution(args.resolution)
-    BlenderRunner().run(DemoRequest(target=str(target.resolve()), frames=args.frames, width=width,
+    runner_for(args.blender).run(DemoRequest(target=str(target.resolve()), frames=args.frames, width=width,
                                     height=height, samples=args.samples,
                                     denoise=not args.no_denoise), label="demo")
     print(f"tilefarm: wrote the demo scene {target} ({args.frames} frames, {width}x{height}, "
@@ -121,12 +122,15 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--resolution", default="320x180", metavar="WxH", help="default 320x180")
     p.add_argument("--samples", type=int, default=24, help="Cycles samples (default 24)")
     p.add_argument("--no-denoise", action="store_true", help="leave render denoising off")
+    p.add_argument("--blender", metavar="X.Y",
+                   help="write it with this Blender runtime (default: tilefarm's own)")
     p.set_defaults(handler=cmd_demo)
 
 
 # Each entry adds one subcommand; later modules (render, deploy, ...) append theirs.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
-    _plan_parser, _pack_parser, _demo_parser, *RENDER_COMMANDS, *ENGINE_COMMANDS, *DEPLOY_COMMANDS]
+    _plan_parser, _pack_parser, _demo_parser, *RENDER_COMMANDS, *ENGINE_COMMANDS, *DEPLOY_COMMANDS,
+    *BLENDER_COMMANDS]
 
 
 

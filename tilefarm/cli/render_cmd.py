@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tilefarm.blender.runner import BlenderRunner
+from tilefarm.blender.runtimes import runner_for
 from tilefarm.cli.flags import add_plan_flags, add_variant_flags, flag_settings
 from tilefarm.engine.engine import Engine, JobReport
 from tilefarm.engine.progress import ProgressDisplay
@@ -30,7 +30,7 @@ from tilefarm.plan.settings import VideoSettings
 from tilefarm.splitter.contents import stage_job
 from tilefarm.splitter.intake import open_job
 from tilefarm.splitter.variants import VARIANT_CACHE_ENV, expanded, with_sets
-from tilefarm.splitter.split import FACTS_CACHE_ENV, plan_job
+from tilefarm.splitter.split import FACTS_CACHE_ENV, job_versions, plan_job
 
 
 @dataclass
@@ -127,18 +127,18 @@ def cmd_render(args: argparse.Namespace) -> int:
         os.environ.setdefault(FACTS_CACHE_ENV, str(engine.root / "facts"))
         os.environ.setdefault(VARIANT_CACHE_ENV, str(engine.root / "variants"))
         ensure_pipelines(engine)
-        runner = BlenderRunner()
         entries: list[tuple[str, Path]] = []
         jobs: list[str] = []
         for raw in args.sources:
             try:
                 template = with_sets(open_job(Path(raw)), args.variant, args.set or [])
+                runner = runner_for(job_versions(template, flags).rendered_by)
                 for variant in copies.enter_context(expanded(template, args.variant, runner)):
                     source = variant.source
                     if source.job in jobs:
                         raise TilefarmError(f"job {source.job!r} is named twice in this "
                                             "command", path=raw)
-                    plan = plan_job(source, flags, runner)  # the splitter's checks, up front
+                    plan = plan_job(source, flags)  # the splitter's checks, up front
                     _say(source.job, plan)
                     entries += stage_job(source, source.settings.merged(flags), Path(tmp))
                     jobs.append(source.job)

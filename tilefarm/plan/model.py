@@ -138,12 +138,14 @@ class TaskManifest:
     denoise: bool  # the scene denoises: render its denoising data passes instead
     output: OutputSpec  # the final format, for whole-frame tasks that render final frames
     task: Task
+    blender: str  # the runtime (major.minor) that renders it: the plan's blender.rendered_by
 
 
 def task_manifest(plan: Plan, task: Task) -> TaskManifest:
     return TaskManifest(version=PLAN_VERSION, job=plan.job, blend=plan.blend, scene=plan.scene,
                         width=plan.width, height=plan.height,
-                        denoise=plan.facts.denoise.enabled, output=plan.output, task=task)
+                        denoise=plan.facts.denoise.enabled, output=plan.output, task=task,
+                        blender=plan.blender.rendered_by)
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,13 @@ DEFAULT_VIDEO = VideoSpec(enabled=True, codec="h264", crf=18, preset="medium", a
 
 def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
               origins: Mapping[str, str] | None = None, source: str | None = None,
-              dependencies: Sequence[DependencyEntry] = (), saved_by: str | None = None) -> Plan:
+              dependencies: Sequence[DependencyEntry] = (), versions: Versions | None = None) -> Plan:
     """Plan ``job``: which frames, tiles and tasks, in what order.
 
     ``origins`` names where each setting came from (``--tiles``, ``tilefarm.json: tiles``)
     so errors point at the flag or file the user wrote; ``source`` is the .blend's path
-    as the user knows it, for scene errors.
+    as the user knows it, for scene errors. ``versions`` is the runtime chosen for the file
+    (``versions.choose_runtime``); the facts must come from that runtime.
     """
     origin = dict(origins or {})
     where = source or blend
@@ -46,7 +47,7 @@ def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
         raise SceneError(f"scene {facts.scene!r} renders Freestyle with a Python line style, "
                          "which runs code from the file; use parameter-editor line styles",
                          path=where)
-    versions = blender_versions(saved_by, facts, where)
+    versions = check_runtime(versions, facts, where)
     if facts.camera is None and not facts.camera_markers:
         raise SceneError(f"scene {facts.scene!r} has no camera; set an active camera "
                          "(or bind one to a timeline marker)", path=where)
@@ -98,27 +99,18 @@ def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
         dependencies_bytes=sum(d.bytes for d in dependencies), blender=versions)
 
 
-def _major_minor(version: str) -> tuple[int, int]:
-    major, minor = version.split()[0].split(".")[:2]
-    return int(major), int(minor)
-
-
-def blender_versions(saved_by: str | None, facts: SceneFacts, where: str) -> Versions:
-    """Which Blender renders the file, given the one that saved it (its header).
-
-    A file saved by a newer Blender than tilefarm's would render other pixels (and may use
-    features the older one lacks): refused. An older file renders with the newer Blender,
-    as opening it in that Blender would, and the plan says so."""
-    runtime = ".".join(map(str, _major_minor(facts.blender_version)))
-    saved = saved_by or runtime
-    if _major_minor(saved) > _major_minor(runtime):
-        raise SceneError(f"the file was saved by Blender {saved}, newer than the Blender "
-                         f"tilefarm renders with ({runtime}): its frames would differ from the "
-                         f"artist's; save it with Blender {runtime}, or render it where a "
-                         f"Blender {saved} runtime exists (not yet in tilefarm)", path=where)
-    note = (None if saved == runtime else f"saved by Blender {saved}, rendered with Blender "
-            f"{runtime}, the nearest newer one tilefarm has")
-    return Versions(saved, runtime, note)
+def check_runtime(versions: Versions | None, facts: SceneFacts, where: str) -> Versions:
+    """The chosen runtime, checked against the Blender that inspected the scene: facts read
+    by another Blender than the one that renders would plan for other pixels."""
+    major, minor = facts.blender_version.split()[0].split(".")[:2]
+    inspected = f"{int(major)}.{int(minor)}"
+    if versions is None:
+        return Versions(inspected, inspected, None)
+    if versions.rendered_by != inspected:
+        raise SceneError(f"the scene was inspected by Blender {inspected}, but the job renders "
+                         f"with {versions.rendered_by}; inspect it with that runtime",
+                         path=where)
+    return versions
 
 
 # Cycles filters adaptive sampling after sample indices s with s % 16 == 15 past the minimum

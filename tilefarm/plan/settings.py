@@ -56,6 +56,7 @@ class JobSettings:
     video: VideoSettings | None = None
     blend: str | None = None  # the job directory's main .blend, where it holds several
     allow_missing: bool | None = None  # render although dependencies are missing
+    blender: str | None = None  # the runtime (major.minor) to render with, overriding the file's
     variants: dict[str, VariantSettings] | None = None  # a template job's personalised renders
 
     def merged(self, later: "JobSettings") -> "JobSettings":

@@ -1,0 +1,69 @@
+"""Which Blender renders a job: the runtime matching the Blender that saved its file.
+
+Pure: the installed runtimes come in as a list of ``major.minor`` series. A file renders
+with the runtime of its own series; a job setting (``"blender": "5.0"``, ``--blender``)
+overrides. Without an exact match an older file renders with the nearest newer runtime,
+as opening it there would, and the plan says so; a file newer than every runtime is
+refused before anything renders, with the command that installs one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from tilefarm.errors import SceneError, SettingsError
+from tilefarm.plan.model import Versions
+
+SERIES = re.compile(r"([0-9]+)\.([0-9]+)")
+
+
+def series_key(series: str) -> tuple[int, int]:
+    """``"4.10"`` -> ``(4, 10)``: versions compare as numbers, never as strings."""
+    match = SERIES.fullmatch(series.strip())
+    if match is None:
+        raise ValueError(f"not a Blender major.minor: {series!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def install_hint(series: str) -> str:
+    return f"tilefarm blender install {series}"
+
+
+def _listing(available: Sequence[str]) -> str:
+    return ", ".join(sorted(set(available), key=series_key)) or "none"
+
+
+def choose_runtime(saved_by: str, available: Sequence[str], *, wanted: str | None = None,
+                   where: str = "", flag: str = "blender") -> Versions:
+    """The runtime that renders a file saved by Blender ``saved_by`` (its header's
+    major.minor), among the installed series ``available``; ``wanted`` is the job's
+    ``blender`` setting, named by ``flag`` in errors."""
+    if wanted is not None:
+        if SERIES.fullmatch(wanted.strip()) is None:
+            raise SettingsError(f"{wanted!r} is not a Blender version; give major.minor, "
+                                "e.g. 4.5 or 5.0", flag=flag)
+        wanted = "%d.%d" % series_key(wanted)
+        if wanted not in available:
+            raise SettingsError(f"no Blender {wanted} runtime is installed (installed: "
+                                f"{_listing(available)}); install it with: "
+                                f"{install_hint(wanted)}", flag=flag)
+        note = None if wanted == saved_by else (
+            f"saved by Blender {saved_by}, rendered with Blender {wanted} as {flag} asks")
+        return Versions(saved_by, wanted, note)
+    if not available:
+        raise SceneError(f"the file was saved by Blender {saved_by}, and no Blender runtime is "
+                         "installed (PyPI has no bpy for this Python); install one with: "
+                         f"{install_hint(saved_by)}", path=where or None)
+    if saved_by in available:
+        return Versions(saved_by, saved_by, None)
+    newer = sorted((s for s in available if series_key(s) > series_key(saved_by)),
+                   key=series_key)
+    if not newer:
+        raise SceneError(f"the file was saved by Blender {saved_by}, newer than every Blender "
+                         f"runtime installed ({_listing(available)}): its frames would differ "
+                         f"from the artist's; install one with: {install_hint(saved_by)}",
+                         path=where or None)
+    return Versions(saved_by, newer[0], f"saved by Blender {saved_by}, rendered with Blender "
+                    f"{newer[0]}, the nearest newer runtime installed (for an exact match: "
+                    f"{install_hint(saved_by)})")
