@@ -4,6 +4,7 @@ venv, works from a directory outside the checkout (issues 11 and 12)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,14 +12,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, Scenes
+from tilefarm.blender.runtime_install import find_python
 
 pytestmark = pytest.mark.blender  # `tilefarm plan` runs the wheel's own bpy
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv holding tilefarm's wheel and its dependencies; returns its bin/."""
-    base = tmp_path_factory.mktemp("wheel")
+def install_wheel(base: Path, python: str) -> Path:
+    """A fresh venv of ``python`` holding tilefarm's wheel and its dependencies; its bin/."""
     dist = base / "dist"
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
                             "--disable-pip-version-check", "--wheel-dir", str(dist), str(ROOT)],
@@ -26,13 +26,18 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert build.returncode == 0, build.stderr
     (wheel,) = dist.glob("tilefarm-*.whl")
     venv = base / "venv"
-    python = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=300)
     install = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
                               "--disable-pip-version-check", str(wheel)],
                              capture_output=True, text=True, timeout=1800)
     assert install.returncode == 0, install.stderr[-3000:]
     return venv / "bin"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return install_wheel(tmp_path_factory.mktemp("wheel"),
+                         getattr(sys, "_base_executable", sys.executable))
 
 
 def run(bin_dir: Path, *argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -64,3 +69,31 @@ def test_installed_commands_work_outside_the_checkout(installed: Path, tmp_path:
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
     assert (plan["job"], plan["grid"], len(plan["tasks"])) == ("odd_size", [3, 3], 18)
+
+
+@pytest.mark.parametrize("version", ["3.12", "3.13"])
+def test_tilefarm_installs_and_plans_on_newer_pythons(version: str, tmp_path: Path,
+                                                      scenes: Scenes) -> None:
+    """requires-python is 3.11-3.13; each Python gets the newest LTS bpy PyPI has for it
+    (pyproject's environment markers): 5.2 on 3.13, none on 3.12 (PyPI has no wheel)."""
+    python = find_python(version)
+    if python is None:
+        if version == "3.13" and os.environ.get("CI"):
+            pytest.fail("CI's machine has Python 3.13 (issue 15); it was not found")
+        pytest.skip(f"no Python {version} on this machine")
+    bin_dir = install_wheel(tmp_path, python)
+    listing = run(bin_dir, "tilefarm", "blender", "list", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    proc = run(bin_dir, "tilefarm", "plan", str(scenes["odd_size"]), cwd=tmp_path)
+    if version == "3.13":
+        assert "5.2" in listing.stdout.splitlines()[1].split()[0]
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["blender"] == {
+            "saved_by": "4.5", "rendered_by": "5.2", "note": "saved by Blender 4.5, rendered "
+            "with Blender 5.2, the nearest newer runtime installed (for an exact match: "
+            "tilefarm blender install 4.5)"}
+    else:
+        assert "no Blender runtime is installed" in listing.stdout
+        assert proc.returncode == 1 and proc.stderr.strip().endswith(
+            "no Blender runtime is installed (PyPI has no bpy for this Python); install one "
+            "with: tilefarm blender install 4.5")
