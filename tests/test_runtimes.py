@@ -21,7 +21,7 @@ from tilefarm.blender.blendfile import check_blend
 
 pytestmark = pytest.mark.blender
 
-CASES = ["plain", "glare_blur", "two_layers", "multilayer", "denoise"]
+CASES = ["plain", "glare_blur", "two_layers", "multilayer", "denoise", "file_output"]
 
 
 def install(series: str) -> runtimes.Runtime:
@@ -86,6 +86,14 @@ def test_each_file_renders_tiled_with_its_own_blender_bit_identical(
         assert [int(p.stem) for p in ours] == sorted(theirs), name
         for path in ours:
             assert_identical(path, theirs[int(path.stem)])
+        if name.endswith("file_output"):  # files named as Blender names them, frame numbers too
+            elsewhere = main_blend(job).parent / "built" / "file_output_elsewhere"
+            written = sorted(p.relative_to(elsewhere) for p in elsewhere.rglob("*.png"))
+            exported = out / name / "file_output" / "File Output"
+            assert sorted(p.relative_to(exported) for p in exported.rglob("*.png")) == written
+            assert len(written) == 4
+            for rel in written:
+                assert_identical(exported / rel, elsewhere / rel)
     with av.open(str(out / "v50_sound_video" / "v50_sound_video.mp4")) as video:
         assert [s.type for s in video.streams] == ["video", "audio"]
         assert video.streams.video[0].frames == 12

@@ -266,10 +266,16 @@ def file_output(out):
     tree, layers, composite = _compositor(scene)
     scene.view_layers[0].use_pass_z = True
     node = tree.nodes.new("CompositorNodeOutputFile")
-    node.base_path = os.path.join(out, "file_output_elsewhere", "")
-    node.file_slots[0].path = "beauty_"
-    node.file_slots.new("depth/z_")
-    node.format.file_format = "PNG"
+    where = os.path.join(out, "file_output_elsewhere", "")
+    if hasattr(node, "directory"):  # 5.x: directory, file name prefix and items
+        node.directory = where
+        node.file_output_items.new("RGBA", "beauty_")
+        node.file_output_items.new("FLOAT", "depth/z_")
+    else:
+        node.base_path = where
+        node.file_slots[0].path = "beauty_"
+        node.file_slots.new("depth/z_")
+    compat.set_file_format(node.format, "PNG")
     glare = tree.nodes.new("CompositorNodeGlare")
     tree.links.new(layers.outputs["Image"], glare.inputs["Image"])
     tree.links.new(glare.outputs["Image"], composite)

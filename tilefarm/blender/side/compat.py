@@ -211,10 +211,9 @@ def single_part_exr(settings):
         settings.use_exr_interleave = True
 
 
-def file_output_directory(node):
-    """Where a File Output node writes: ``base_path`` in 4.5 (for multilayer EXR its last
-    part is the file name prefix), ``directory`` since 5.0 (the prefix is ``file_name``)."""
-    return node.directory if hasattr(node, "directory") else node.base_path
+# 4.5's File Output nodes number the files of a still render as of an animation render;
+# 5.x's (``directory``/``file_name``) leave the frame number out of a still's file names.
+FILE_OUTPUT_STILLS_NUMBERED = "base_path" in bpy.types.CompositorNodeOutputFile.bl_rna.properties
 
 
 def set_file_output_directory(node, directory):

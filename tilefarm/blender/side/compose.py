@@ -66,14 +66,41 @@ def _write_frame(scene, request: ComposeRequest) -> dict:
     r.use_border = False
     compat.set_file_format(r.image_settings, request.file_format)
     scene.frame_set(request.frame)
-    r.filepath = still_path(r, request.target)
-    bpy.ops.render.render(write_still=True, scene=scene.name)
+    render_frame(scene, request.frame, request.target)
     if not os.path.exists(request.target):
         raise ReportedError("RenderError", f"Blender wrote no frame {request.frame}",
                             request.blend)
     if request.preview:
         save_preview(scene, request.preview)
     return {"frame": request.frame, "file": request.target, "preview": request.preview}
+
+
+def render_frame(scene, frame, target):
+    """Render ``frame`` (already set) through the output stage into exactly ``target``.
+
+    A still render, except where File Output nodes would then name their files otherwise
+    than Blender's own animation render does: since 5.0 a still render writes them without
+    the frame number (``beauty_.png`` for ``beauty_0001.png``), so every frame would write
+    the same file. There the frame renders as a one-frame animation, as ``blender -a`` would.
+    """
+    r = scene.render
+    if compat.FILE_OUTPUT_STILLS_NUMBERED or not r.use_compositing or not \
+            file_outputs.file_output_nodes(compat.compositor_tree(scene)):
+        r.filepath = still_path(r, target)
+        bpy.ops.render.render(write_still=True, scene=scene.name)
+        return
+    saved = (scene.frame_start, scene.frame_end, r.filepath, r.use_overwrite, r.use_placeholder)
+    scene.frame_start = scene.frame_end = frame
+    r.use_overwrite, r.use_placeholder = True, False
+    r.filepath = os.path.join(os.path.dirname(target), ".tilefarm-frame-######")
+    try:
+        bpy.ops.render.render(animation=True, scene=scene.name)
+        written = r.frame_path(frame=frame)
+    finally:
+        (scene.frame_start, scene.frame_end, r.filepath, r.use_overwrite,
+         r.use_placeholder) = saved
+    if os.path.exists(written):
+        os.replace(written, target)
 
 
 def still_path(render, target):

@@ -17,7 +17,7 @@ import bpy
 import compat
 from boot import ReportedError, refuse_freestyle_script
 import file_outputs
-from compose import save_preview, still_path
+from compose import render_frame, save_preview
 from protocol import GPU_DEVICES, RenderRequest
 
 
@@ -97,11 +97,10 @@ def render_task(scene, request: RenderRequest) -> list:
         scene.frame_set(frame)
         stem, ext = os.path.splitext(target)
         tmp = f"{stem}.part{ext}"
-        r.filepath = still_path(r, tmp)
         if request.mode == "final":
             file_outputs.redirect(compat.compositor_tree(scene), outputs)
         started = time.monotonic()
-        bpy.ops.render.render(write_still=True, scene=scene.name)
+        render_frame(scene, frame, tmp)
         seconds = time.monotonic() - started
         if not os.path.exists(tmp):
             raise ReportedError("RenderError", f"Blender wrote no image for frame {frame}",
