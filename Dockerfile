@@ -1,10 +1,14 @@
-# One image for all four stages: Python 3.11, tilefarm and its dependencies (bpy included).
+# One image for all four stages: Python, tilefarm and its dependencies (its bpy included),
+# and any extra Blender runtimes of the same Python.
 #
 # The build needs no network: the context holds a wheelhouse of every dependency
 # (wheelhouse/, with requirements.txt) and tilefarm's own wheel (dist/), both made
 # by `tilefarm deploy --build` (pipelines/image.py) - the same path serves render
 # nodes that are air-gapped.
 ARG BASE_IMAGE=python:3.11-slim
+# Extra Blender runtimes (series such as "5.0"; `tilefarm deploy --blender`), each a venv of
+# the base's Python holding the bpy wheels in wheelhouse/runtimes/<series>/.
+ARG RUNTIMES=""
 
 # Dependencies in a venv, built in a stage of their own so the final image gets them
 # as one layer and keeps no wheelhouse. Their bytecode is compiled here, checked by hash
@@ -18,6 +22,19 @@ RUN python3 -m venv /opt/tilefarm \
         --find-links /wheelhouse -r /wheelhouse/requirements.txt \
  && /opt/tilefarm/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash \
         /opt/tilefarm/lib
+# The extra runtimes, listed as tilefarm lists them: runtime.json, written last.
+ARG RUNTIMES
+RUN mkdir -p /opt/tilefarm-runtimes && for series in $RUNTIMES; do \
+        dir=/opt/tilefarm-runtimes/$series \
+     && python3 -m venv $dir/venv \
+     && $dir/venv/bin/pip install --no-cache-dir --no-compile --no-index \
+            --find-links /wheelhouse/runtimes/$series "bpy==$series.*" \
+     && $dir/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash $dir/venv/lib \
+     && version=$($dir/venv/bin/python -c "import importlib.metadata as m; print(m.version('bpy'))") \
+     && printf '{"series": "%s", "version": "%s", "python": "%s"}\n' \
+            "$series" "$version" "$dir/venv/bin/python" > $dir/runtime.json \
+     || exit 1; \
+    done
 
 FROM ${BASE_IMAGE}
 # bpy links against these X11/GL client libraries (no display is ever opened). A base
@@ -30,7 +47,9 @@ RUN if ! ldconfig -p | grep -q 'libSM.so.6' || ! ldconfig -p | grep -q 'libXi.so
         && rm -rf /var/lib/apt/lists/*; \
     fi
 COPY --from=deps /opt/tilefarm /opt/tilefarm
+COPY --from=deps /opt/tilefarm-runtimes /opt/tilefarm-runtimes
 ENV PATH=/opt/tilefarm/bin:$PATH \
+    TILEFARM_RUNTIMES=/opt/tilefarm-runtimes \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 # The stages run as an unprivileged user, uid and gid 1000 (numeric in USER, so Kubernetes'
