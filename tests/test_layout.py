@@ -23,8 +23,9 @@ LAYERS = {
     "tilefarm.pipelines": 3,
     **{stage: 4 for stage in STAGES},
     "tilefarm.engine": 5,
-    "tilefarm.cli": 6,
-    "tilefarm.__main__": 7,
+    "tilefarm.server": 6,
+    "tilefarm.cli": 7,
+    "tilefarm.__main__": 8,
 }
 SIDE = ROOT / "tilefarm" / "blender" / "side"
 

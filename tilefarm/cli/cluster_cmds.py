@@ -14,6 +14,7 @@ from tilefarm.splitter.variants import expanded, with_sets
 from tilefarm.errors import UsageError
 from tilefarm.pipelines.deploy import deploy, deploy_requests, dry_run_text, fetch, submit
 from tilefarm.pipelines.image import build, image_runtimes, push
+from tilefarm.server.client import Client
 from tilefarm.splitter.intake import check_job_name, open_job
 
 
@@ -57,6 +58,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
             source = variant.source
             plan_job(source, flags)  # the same checks as render, before anything is put
             entries = stage_job(source, source.settings.merged(flags), Path(tmp) / source.job)
+            if args.server:
+                jobs = Client(args.server, args.token).submit(entries)
+                print(f"submitted {', '.join(jobs)} to {args.server}: {len(entries)} file(s)")
+                continue
             submit(args.pachd, source.job, entries)
             print(f"submitted {source.job}: {len(entries)} file(s) into blends@master, replacing "
                   f"/{source.job}.blend and /{source.job}/")
@@ -65,6 +70,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     job = check_job_name(args.job, "JOB")  # it names the directory written under --out
+    if args.server:
+        written = Client(args.server, args.token).fetch(job, Path(args.out))
+        print(f"fetched {len(written)} file(s) of {job} from {args.server} into "
+              f"{Path(args.out) / job}")
+        return 0 if written else 1
     fetched = fetch(args.pachd, job, Path(args.out))
     if fetched.note:
         print(f"note: {fetched.note}")
@@ -86,18 +96,27 @@ def _parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    "4.5,5.0: each job renders with the one that saved its file")
     p.set_defaults(handler=cmd_deploy)
 
-    p = sub.add_parser("submit", help="put a job into the cluster's blends repo")
+    p = sub.add_parser("submit", help="put a job into a cluster's blends repo, or a server's")
     p.add_argument("source", metavar="SCENE.blend|JOB_DIR")
-    p.add_argument("--pachd", required=True, metavar="HOST:PORT")
+    _target(p)
     add_plan_flags(p)
     add_variant_flags(p)
     p.set_defaults(handler=cmd_submit)
 
-    p = sub.add_parser("fetch", help="get a job's frames and video from the cluster")
+    p = sub.add_parser("fetch", help="get a job's frames and video from a cluster or a server")
     p.add_argument("job", metavar="JOB")
-    p.add_argument("--pachd", required=True, metavar="HOST:PORT")
+    _target(p)
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(handler=cmd_fetch)
+
+
+def _target(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--pachd", metavar="HOST:PORT", help="a Pachyderm cluster's pachd")
+    where.add_argument("--server", metavar="URL", help="a tilefarm serve, e.g. "
+                       "http://127.0.0.1:8470")
+    parser.add_argument("--token", metavar="SECRET",
+                        help="the server's token (default $TILEFARM_TOKEN)")
 
 
 DEPLOY_COMMANDS = [_parsers]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tilefarm.engine.control import Control, shot_of_inputs
 from tilefarm.engine.datums import Datum, datums
 from tilefarm.engine.store import Commit, FileInfo, Store, StoreError
 from tilefarm.engine.workers import DatumRun, JobWorkers
@@ -85,6 +86,7 @@ class Engine:
             self._lock_file.write(f"pid {os.getpid()}")
             self._lock_file.flush()
         self.store = Store(root)
+        self.control = Control(self.store)
         if lock:
             # Jobs left running by an engine that was killed are over: mark them so.
             self.store.db.execute("UPDATE jobs SET state='killed', finished=? WHERE state='running'",
@@ -213,10 +215,19 @@ class Engine:
         inputs = self.resolve(spec)
         if inputs is None or all(c is None for c in inputs.commits.values()):
             return None
-        done = self.store.db.execute(
-            "SELECT 1 FROM jobs WHERE pipeline=? AND version=? AND inputs=? AND state='success'",
-            (spec.name, version, inputs.key())).fetchone()
-        return None if done else inputs
+        with self.store.lock:
+            done = self.store.db.execute(
+                "SELECT id FROM jobs WHERE pipeline=? AND version=? AND inputs=? AND "
+                "state='success' ORDER BY created DESC LIMIT 1",
+                (spec.name, version, inputs.key())).fetchone()
+            if done is None:
+                return inputs
+            deferred = self.store.db.execute(
+                "SELECT inputs FROM datums WHERE job=? AND state='deferred'",
+                (done["id"],)).fetchall()
+        # Datums deferred by a pause or cancel run again once their shot is resumed.
+        waiting = {shot_of_inputs(r["inputs"]) for r in deferred}
+        return inputs if waiting - self.control.held() else None
 
     def run_pending(self, *, workers: int = 1, progress: Progress | None = None,
                     on_job: Callable[[str, str, int], None] | None = None) -> list[JobReport]:
@@ -277,7 +288,8 @@ class Engine:
                    " workers) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
                    (job, spec.name, version, inputs.key(), time.time(),
                     time.time(), len(all_datums), slots))
-        counts = {"total": len(all_datums), "processed": 0, "skipped": 0, "failed": 0}
+        counts = {"total": len(all_datums), "processed": 0, "skipped": 0, "failed": 0,
+                  "deferred": 0}
         if on_job is not None:
             on_job(job, spec.name, len(all_datums))
         runs = []
@@ -312,9 +324,17 @@ class Engine:
                 counts["processed" if ok else "failed"] += 1
                 self._count(job, counts, progress)
 
+        def defer(run: DatumRun) -> None:
+            with self.store.lock:
+                self.store.db.execute("UPDATE datums SET state='deferred', finished=? "
+                                      "WHERE job=? AND id=?", (time.time(), job, run.datum.id))
+            counts["deferred"] += 1
+            self._count(job, counts, progress)
+
         threads = max(1, (os.cpu_count() or 1) // slots)
         pool = JobWorkers(self.store, spec, job, runs, slots, finish,
-                          self.root / "work" / job, self.root / "logs" / spec.name / job, threads)
+                          self.root / "work" / job, self.root / "logs" / spec.name / job, threads,
+                          control=self.control, defer=defer)
         crash = None
         try:
             pool.run()

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tilefarm.engine.control import ALL, Control, shot_of_paths
 from tilefarm.engine.datums import Datum
 from tilefarm.engine.store import Store
 from tilefarm.pipelines.specs import PipelineSpec
@@ -35,6 +36,12 @@ class DatumRun:
     datum: Datum
     tries: int = 0
     error: str = ""
+    order: int = 0  # its place in the job, for a stable order among equal priorities
+
+    @property
+    def shot(self) -> str | None:
+        """The render job this datum belongs to (``control.shot_of_paths``)."""
+        return shot_of_paths([part.path for part in self.datum.parts])
 
 
 # (datum run, succeeded, error, datum pfs dir) -> None; called once per try.
@@ -68,9 +75,18 @@ class JobWorkers:
     """Runs ``runs`` with up to ``workers`` processes; ``finish`` records each outcome."""
 
     def __init__(self, store: Store, spec: PipelineSpec, job: str, runs: list[DatumRun],
-                 workers: int, finish: Finish, work: Path, logs: Path, threads: int) -> None:
+                 workers: int, finish: Finish, work: Path, logs: Path, threads: int,
+                 control: Control | None = None,
+                 defer: Callable[[DatumRun], None] | None = None) -> None:
         self.store, self.spec, self.job = store, spec, job
+        for order, run in enumerate(runs):
+            run.order = order
         self.queue: deque[DatumRun] = deque(runs)
+        self.control = control
+        self.defer_cb = defer
+        # The holds this job started with stay: a resume reaches only later jobs.
+        self.held_at_start = control.held() if control is not None else set()
+        self.serving: dict[int, tuple[subprocess.Popen[bytes], DatumRun]] = {}
         self.workers = max(1, workers)
         self.finish_cb = finish
         self.work, self.logs = work, logs
@@ -82,11 +98,56 @@ class JobWorkers:
 
     # -- shared ----------------------------------------------------------------------------
 
+    def held(self, run: DatumRun) -> bool:
+        if self.control is None or run.shot is None:
+            return False
+        return run.shot in self.held_at_start or self.control.get(run.shot).held
+
     def next_run(self) -> DatumRun | None:
-        with self.lock:
-            return self.queue.popleft() if self.queue and not self.stopping.is_set() else None
+        """The pending datum of the highest-priority shot not paused or cancelled; the
+        held shots' datums are deferred on the way (they run in a later job)."""
+        deferred: list[DatumRun] = []
+        try:
+            with self.lock:
+                if self.stopping.is_set():
+                    return None
+                if self.control is None:
+                    return self.queue.popleft() if self.queue else None
+                controls = self.control.all()
+                runnable = []
+                for run in list(self.queue):
+                    if self.held(run):
+                        self.queue.remove(run)
+                        deferred.append(run)
+                    else:
+                        runnable.append(run)
+                if not runnable:
+                    return None
+                best = min(runnable, key=lambda r: (
+                    -controls[r.shot].priority if r.shot in controls else 0, r.order))
+                self.queue.remove(best)
+                return best
+        finally:
+            for run in deferred:
+                self._defer(run)
+
+    def _defer(self, run: DatumRun) -> None:
+        if self.defer_cb is not None:
+            self.defer_cb(run)
+
+    def kill_shot(self, shot: str) -> None:
+        """Cancel: kill every process serving a datum of ``shot`` (its process group, so
+        the Blender it started goes too)."""
+        for proc, run in list(self.serving.values()):
+            if shot == ALL or run.shot == shot:
+                kill_group(proc)
 
     def finish(self, run: DatumRun, ok: bool, error: str, pfs: Path) -> None:
+        if not ok and self.control is not None and run.shot is not None \
+                and self.control.get(run.shot).cancelled:
+            self._defer(run)  # cut short by a cancel: not a failure, run again on resume
+            shutil.rmtree(pfs.parent, ignore_errors=True)
+            return
         run.tries += 1
         run.error = error
         self.finish_cb(run, ok, error, pfs)
@@ -135,10 +196,18 @@ class JobWorkers:
 
         threads = [threading.Thread(target=guarded, args=(n,), daemon=True)
                    for n in range(self.workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        forget = self.control.on_cancel(self.kill_shot) if self.control is not None else None
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            if forget is not None:
+                forget()
+            for run in list(self.queue):  # held when the last worker stopped asking
+                self.queue.remove(run)
+                self._defer(run)
         if self.crash is not None:
             raise self.crash
 
@@ -173,6 +242,10 @@ class JobWorkers:
             except StartFailed as exc:  # a failed try of this datum, retried up to datumTries
                 self.finish(run, False, str(exc), pfs)
                 continue
+            self.serving[proc.pid] = (proc, run)
+            if self.held(run) and self.control is not None \
+                    and self.control.get(run.shot or "").cancelled:
+                kill_group(proc)  # cancelled between the pick and the start
             try:
                 code = proc.wait(timeout=self.spec.timeout)
                 error = "" if code == 0 else f"exited with code {code}: {log_tail(log, 2)}"
@@ -180,6 +253,7 @@ class JobWorkers:
                 kill_group(proc)
                 error = f"timed out after {self.spec.timeout:g} s (datumTimeout)"
             self.processes.discard(proc)
+            self.serving.pop(proc.pid, None)
             self.finish(run, not error, error, pfs)
 
     # -- datum batching ------------------------------------------------------------------------
@@ -217,10 +291,13 @@ class JobWorkers:
                     self.finish(current, not previous_error, previous_error, state["pfs"])  # type: ignore[arg-type]
                 run = self.next_run()
                 if run is None:
+                    self.serving.pop(-1 - index, None)
                     return None
                 pfs, env = self.prepare(run, index)
                 state.update(current=run, pfs=pfs, started=time.monotonic(),
                              served=int(state["served"]) + 1)  # type: ignore[call-overload]
+                if state.get("proc") is not None:
+                    self.serving[-1 - index] = (state["proc"], run)  # type: ignore[assignment]
                 return [f"{k}={v}" for k, v in env.items()]
 
         server = WorkerServer(next_datum)
@@ -230,6 +307,10 @@ class JobWorkers:
         except StartFailed as exc:
             server.stop()
             return self._charge_next(index, str(exc))
+        with guard:
+            state["proc"] = proc
+            if isinstance(state["current"], DatumRun):
+                self.serving[-1 - index] = (proc, state["current"])
         try:
             while proc.poll() is None:
                 time.sleep(0.05)
@@ -248,6 +329,7 @@ class JobWorkers:
         finally:
             server.stop()
             self.processes.discard(proc)
+            self.serving.pop(-1 - index, None)
             with guard:
                 current = state["current"]
                 state["current"] = None

@@ -57,6 +57,7 @@ class JobSettings:
     blend: str | None = None  # the job directory's main .blend, where it holds several
     allow_missing: bool | None = None  # render although dependencies are missing
     blender: str | None = None  # the runtime (major.minor) to render with, overriding the file's
+    notify: str | None = None  # tilefarm serve's webhook URL for this job
     variants: dict[str, VariantSettings] | None = None  # a template job's personalised renders
 
     def merged(self, later: "JobSettings") -> "JobSettings":

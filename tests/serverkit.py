@@ -1,0 +1,108 @@
+"""Starting ``tilefarm serve`` as a user does (a child process), and talking to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tests.conftest import BIN
+
+T = TypeVar("T")
+
+
+@contextmanager
+def running_server(root: Path, *flags: str) -> Iterator[str]:
+    """``tilefarm serve --root ROOT --port 0 FLAGS``; yields its URL, stops it after."""
+    log = (root.parent / f"{root.name}-serve.log").open("w")
+    proc = subprocess.Popen([str(BIN / "tilefarm"), "serve", "--root", str(root), "--port", "0",
+                             *flags], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        info = root / "server.json"
+        url = wait_for(lambda: json.loads(info.read_text())["url"] if info.exists() else None,
+                       60, "the server to start")
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float, what: str,
+             every: float = 0.2) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = probe()
+        except (OSError, ValueError, KeyError):
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)
+
+
+def api(url: str, method: str, path: str, body: Any = None,
+        token: str | None = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    if method == "POST" and data is None:
+        data = b""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            raw = response.read()
+            kind = response.headers.get("Content-Type", "")
+            return response.status, json.loads(raw) if "json" in kind else raw
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def job(url: str, name: str) -> dict[str, Any] | None:
+    status, jobs = api(url, "GET", "/api/jobs")
+    assert status == 200
+    return next((j for j in jobs if j["job"] == name), None)
+
+
+def blender_children(pid: int) -> list[int]:
+    """Processes under ``pid`` running tilefarm's Blender-side script."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            todo.append(child)
+            try:
+                if b"side/main.py" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(child)
+            except OSError:
+                pass
+    return found
+
+
+def server_pid(root: Path) -> int:
+    return int(json.loads((root / "server.json").read_text())["pid"])
+
+
+def env_without_server() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "TILEFARM_ROOT"}

@@ -1,0 +1,186 @@
+"""``tilefarm serve`` as a person uses it: a server started from the command line, a job
+submitted, the API polled and driven, frames compared with Blender's own render."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import Scenes, assert_one_line_error, run_cli
+from tests.pipeline import assert_identical, reference
+from tests.serverkit import api, blender_children, job, running_server, server_pid, wait_for
+
+pytestmark = pytest.mark.blender
+
+
+class Hooks(http.server.BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hooks.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Any:
+    Hooks.received = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", Hooks.received
+    server.shutdown()
+
+
+def test_a_submitted_job_renders_like_blender_and_is_steered_through_the_api(
+        scenes: Scenes, tmp_path: Path, webhook: Any) -> None:
+    hook, received = webhook
+    root = tmp_path / "store"
+    job_dir = tmp_path / "plain"
+    job_dir.mkdir()
+    shutil.copy(scenes["plain"], job_dir / "plain.blend")
+    (job_dir / "tilefarm.json").write_text(json.dumps({"tiles": "2x2"}))
+    with running_server(root, "--notify", hook) as url:
+        proc = run_cli("submit", str(job_dir), "--server", url)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith(f"submitted plain to {url}")
+        done = wait_for(lambda: (j := job(url, "plain")) and j["state"] == "done" and j, 300,
+                        "the job to finish")
+        assert (done["frames_done"], done["frames_total"], done["tasks_total"]) == (3, 3, 12)
+        assert done["eta_s"] == 0 and done["video"] and done["priority"] == 0
+        wait_for(lambda: received, 15, "the webhook")
+        assert received == [{"job": "plain", "state": "done", "frames_done": 3,
+                             "frames_total": 3, "error": None, "video": True}]
+
+        out = tmp_path / "fetched"
+        proc = run_cli("fetch", "plain", "--server", url, "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+        theirs = reference(scenes["plain"], tmp_path / "ref")
+        for frame, path in theirs.items():
+            assert_identical(out / "plain" / "frames" / f"{frame:06d}.png", path)
+        assert (out / "plain" / "plain.mp4").stat().st_size > 0
+
+        status, png = api(url, "GET", "/api/jobs/plain/frames/2")
+        thumb = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+        assert status == 200 and thumb.shape == (48, 64, 3)
+        own = cv2.imread(str(theirs[2]), cv2.IMREAD_COLOR)
+        assert np.array_equal(thumb, own)  # a PNG frame smaller than a thumbnail: as it is
+
+        proc = run_cli("set", "priority", "plain", "7", "--server", url)
+        assert proc.returncode == 0 and job(url, "plain")["priority"] == 7  # type: ignore[index]
+
+        proc = run_cli("rerender", "plain", "--frames", "2", "--server", url)
+        assert proc.returncode == 0, proc.stderr
+        # The tasks of frame 2 (4 tiles), its merge and the video run again; nothing else.
+        assert "(6 datums to run again)" in proc.stdout
+        wait_for(lambda: job(url, "plain")["state"] == "running", 30, "the re-render")  # type: ignore[index]
+        wait_for(lambda: job(url, "plain")["state"] == "done", 300, "the re-render to end")  # type: ignore[index]
+        detail = api(url, "GET", "/api/jobs/plain")[1]
+        assert sorted(detail["seconds_per_frame"]) == ["1", "2", "3"]
+        assert detail["failures"] == [] and any("plain" in line for line in detail["log"])
+        proc = run_cli("fetch", "plain", "--server", url, "--out", str(tmp_path / "again"))
+        for frame, path in theirs.items():
+            assert_identical(tmp_path / "again" / "plain" / "frames" / f"{frame:06d}.png", path)
+
+        # Bad requests: a JSON error naming what is wrong, with a 4xx status.
+        assert api(url, "GET", "/api/jobs/nope") == (404, {"error": "no job 'nope' on this "
+                                                                    "server"})
+        assert api(url, "POST", "/api/jobs/plain/priority", {"priority": "high"})[0] == 400
+        assert api(url, "POST", "/api/jobs/plain/rerender", {"frames": "9-1"})[0] == 400
+        assert_one_line_error(run_cli("pause", "job", "nope", "--server", url),
+                              "--server: no job 'nope' on this server")
+
+
+def test_pause_resume_and_cancel(tmp_path: Path) -> None:
+    """Pause lets running datums finish and starts none; resume skips finished work;
+    cancel kills the job's Blender within 2 s and keeps the store consistent."""
+    root = tmp_path / "store"
+    blend = tmp_path / "long.blend"
+    assert run_cli("demo", str(blend), "--frames", "10", "--resolution", "160x90",
+                   "--samples", "64", "--no-denoise").returncode == 0
+    with running_server(root) as url:
+        assert run_cli("submit", str(blend), "--server", url, "--tiles", "2x2").returncode == 0
+        wait_for(lambda: job(url, "long")["tasks_done"] >= 2, 120, "tasks to finish")  # type: ignore[index]
+        assert run_cli("pause", "job", "long", "--server", url).returncode == 0
+        paused = wait_for(lambda: (j := job(url, "long")) and j["state"] == "paused" and j, 30,
+                          "the pause")
+        wait_for(lambda: not blender_children(server_pid(root)) or None, 60,
+                 "running datums to finish")
+        time.sleep(3)
+        settled = job(url, "long")
+        assert settled is not None and settled["state"] == "paused"
+        assert settled["tasks_done"] <= paused["tasks_done"] + 1  # at most the one running
+        assert not blender_children(server_pid(root))  # nothing new started
+
+        assert run_cli("resume", "job", "long", "--server", url).returncode == 0
+        wait_for(lambda: job(url, "long")["tasks_done"] > settled["tasks_done"], 120,  # type: ignore[index]
+                 "work to resume")
+        wait_for(lambda: blender_children(server_pid(root)), 60, "a Blender to run")
+        assert run_cli("stop", "job", "long", "--server", url).returncode == 0
+        cancelled_at = time.monotonic()
+        wait_for(lambda: not blender_children(server_pid(root)) or None, 2, "Blender to die",
+                 every=0.05)
+        assert time.monotonic() - cancelled_at <= 2.0
+        wait_for(lambda: job(url, "long")["state"] == "cancelled", 30, "the cancel")  # type: ignore[index]
+
+        proc = run_cli("list", "datum", "renderer@" + newest_renderer_job(root), "--root",
+                       str(root))
+        assert "failed" not in proc.stdout  # cut-short datums are deferred, not failed
+        done_before = job(url, "long")["tasks_done"]  # type: ignore[index]
+        assert run_cli("resume", "job", "long", "--server", url).returncode == 0
+        final = wait_for(lambda: (j := job(url, "long")) and j["state"] == "done" and j, 300,
+                         "the resumed job to finish")
+        assert final["frames_done"] == 10 and final["tasks_total"] == 40
+        assert done_before < 40
+
+
+def newest_renderer_job(root: Path) -> str:
+    proc = run_cli("list", "job", "--root", str(root))
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("renderer@"))
+    return line.split()[0].split("@", 1)[1]
+
+
+def test_a_server_on_the_network_needs_a_token(tmp_path: Path) -> None:
+    proc = run_cli("serve", "--root", str(tmp_path / "store"), "--host", "0.0.0.0")
+    assert_one_line_error(proc, "--host: serving on 0.0.0.0 exposes the farm to the network; "
+                          "give --token SECRET")
+    with running_server(tmp_path / "store", "--host", "127.0.0.1", "--token", "s3cret") as url:
+        assert api(url, "GET", "/api/jobs")[0] == 401
+        assert api(url, "GET", "/api/jobs", token="s3cret") == (200, [])
+        assert_one_line_error(run_cli("stop", "job", "x", "--server", url),
+                              "this server needs its token")
+
+
+def test_uploads_go_through_the_same_intake_as_render(tmp_path: Path) -> None:
+    with running_server(tmp_path / "store") as url:
+        request = urllib_post(url + "/api/upload?name=notes.txt", b"hello")
+        assert request == (400, {"error": "upload: 'notes.txt' is not a .blend file; upload a "
+                                          ".blend, or submit a job directory with tilefarm "
+                                          "submit --server"})
+        status, answer = urllib_post(url + "/api/upload?name=bad.blend", b"BLENDER-v405junk")
+        assert status == 400 and answer["error"].startswith("bad.blend: ")
+        assert "/tmp" not in answer["error"]  # never a server path
+
+
+def urllib_post(url: str, body: bytes) -> tuple[int, Any]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"),
+                                    timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

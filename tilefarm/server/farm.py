@@ -1,0 +1,162 @@
+"""The running farm behind ``tilefarm serve``: the engine's scheduler, the live view, webhooks.
+
+One engine owns the store (its lock) and runs pending jobs in a scheduler thread, woken
+when a job arrives, is resumed or re-rendered, and every 2 s so that ``tilefarm put file``
+on the same store is seen too. A watcher recomputes the jobs view (``state.all_views``) on
+every datum outcome and twice a second; subscribers of ``/api/events`` get it only when it
+changed. Request threads read through connections of their own (``reader``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tilefarm.engine.engine import Engine
+from tilefarm.pipelines.specs import packaged_specs
+from tilefarm.server import state
+
+SERVER_FILE = "server.json"  # in the store: which server owns it, for the CLI
+
+
+class Farm:
+    def __init__(self, root: Path, *, workers: int = 1, notify: str | None = None) -> None:
+        self.root = root.resolve()
+        self.engine = Engine(self.root, lock=True)
+        self.workers = workers
+        self.notify = notify
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.busy = False
+        self.changed = threading.Condition()
+        self.version = 0
+        self.snapshot: list[dict[str, Any]] = []
+        self._last_states: dict[str, str] = {}
+        self._dirty = threading.Event()
+        self._threads = [threading.Thread(target=self._schedule, daemon=True, name="scheduler"),
+                         threading.Thread(target=self._watch, daemon=True, name="watcher")]
+
+    def start(self) -> None:
+        """Create (or update to this release's specs) the four pipelines, then run."""
+        self.engine.store.create_repo("blends", exist_ok=True)
+        for spec in packaged_specs():
+            self.engine.create_pipeline(spec, update=True)
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        self._dirty.set()
+        self.engine.control.kill_all()  # no Blender outlives the server
+        for thread in self._threads:
+            thread.join(timeout=10)
+        (self.root / SERVER_FILE).unlink(missing_ok=True)
+        self.engine.close()
+
+    @contextmanager
+    def reader(self) -> Iterator[Engine]:
+        """An engine on the same store with its own database connection, for one request."""
+        engine = Engine(self.root, lock=False)
+        try:
+            yield engine
+        finally:
+            engine.close()
+
+    # -- scheduling --------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        while not self.stopping.is_set():
+            self.wake.wait(timeout=2.0)
+            self.wake.clear()
+            if self.stopping.is_set():
+                return
+            self.busy = True
+            self._dirty.set()
+            try:
+                self.engine.run_pending(workers=self.workers,
+                                        progress=lambda job, counts: self._dirty.set())
+            except Exception as exc:  # a broken job must not stop the farm
+                print(f"tilefarm serve: the engine failed: {exc.__class__.__name__}: {exc}",
+                      file=sys.stderr, flush=True)
+            finally:
+                self.busy = False
+                self._dirty.set()
+
+    # -- the live view -----------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        with self.reader() as engine:
+            while not self.stopping.is_set():
+                self._dirty.wait(timeout=0.5)
+                self._dirty.clear()
+                try:
+                    views = state.all_views(engine, self.busy)
+                except Exception as exc:  # e.g. a store mid-write; try again next tick
+                    print(f"tilefarm serve: view: {exc}", file=sys.stderr, flush=True)
+                    continue
+                documents = [v.document() for v in views]
+                if documents != self.snapshot:
+                    with self.changed:
+                        self.snapshot = documents
+                        self.version += 1
+                        self.changed.notify_all()
+                    self._notify(engine, views)
+
+    def wait_change(self, seen: int, timeout: float) -> tuple[int, list[dict[str, Any]]]:
+        """Block until the view's version passes ``seen`` (or ``timeout``); the new one."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.version != seen or self.stopping.is_set(),
+                                  timeout=timeout)
+            return self.version, self.snapshot
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    def _notify(self, engine: Engine, views: list[state.JobView]) -> None:
+        for view in views:
+            before = self._last_states.get(view.job)
+            self._last_states[view.job] = view.state
+            if view.state not in ("done", "failed") or before in (None, view.state):
+                continue
+            targets = [u for u in (self.notify, job_notify(engine, view.job)) if u]
+            body = json.dumps({"job": view.job, "state": view.state,
+                               "frames_done": view.frames_done,
+                               "frames_total": view.frames_total, "error": view.error,
+                               "video": view.video}).encode()
+            for url in dict.fromkeys(targets):
+                threading.Thread(target=post_webhook, args=(url, body), daemon=True).start()
+
+
+def job_notify(engine: Engine, job: str) -> str | None:
+    """The ``notify`` URL of the job's own settings (``/<job>/tilefarm.json``), if any."""
+    head = engine.store.head("blends")
+    for info in engine.store.files(head.id if head else None, f"/{job}/tilefarm.json"):
+        try:
+            value = json.loads(engine.store.object_path(info.hash).read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        url = value.get("notify") if isinstance(value, dict) else None
+        return url if isinstance(url, str) else None
+    return None
+
+
+def post_webhook(url: str, body: bytes) -> None:
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "User-Agent": "tilefarm"})
+    for attempt in range(3):
+        try:
+            with urllib.request.urlopen(request, timeout=10):
+                return
+        except OSError as exc:
+            if attempt == 2:
+                print(f"tilefarm serve: webhook {url} failed: {exc}", file=sys.stderr,
+                      flush=True)
+            time.sleep(1 + attempt)

@@ -1,0 +1,90 @@
+"""Jobs arriving at a server: the same intake as ``tilefarm render`` (packing, validation,
+one-line errors), then one commit into ``blends`` that replaces the job's other form.
+
+A job arrives as a tar of one job (``<job>.blend`` or ``<job>/...``: what
+``tilefarm submit --server`` packs) or, from the page, as one ``.blend``. It is unpacked
+into a private folder, refusing any member that would land outside it, and planned there
+exactly as ``render`` plans it, so a job the server takes is one ``render`` would take.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from tilefarm.engine.store import Store, replace_entries
+from tilefarm.errors import JobSourceError, TilefarmError
+from tilefarm.plan.settings import JobSettings
+from tilefarm.splitter.contents import stage_job
+from tilefarm.splitter.intake import check_job_name, open_job
+from tilefarm.splitter.split import job_versions, plan_job
+from tilefarm.splitter.variants import expanded
+from tilefarm.blender.runtimes import runner_for
+
+MAX_UPLOAD = 8 << 30  # bytes; a larger body is refused before it is read
+
+
+def _entry(folder: Path) -> Path:
+    """The one job the folder holds."""
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if len(entries) != 1:
+        raise JobSourceError("an upload holds exactly one job: a .blend or a job directory "
+                             f"(found {len(entries)} entries)", path="upload")
+    return entries[0]
+
+
+def unpack_tar(data: bytes, folder: Path) -> Path:
+    """Unpack a job tar into ``folder``; only regular files and directories inside it."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar.getmembers():
+                path = PurePosixPath(member.name)
+                if path.is_absolute() or ".." in path.parts or not (member.isfile()
+                                                                    or member.isdir()):
+                    raise JobSourceError(f"member {member.name!r} is not a plain file inside "
+                                         "the job; upload what tilefarm submit packs",
+                                         path="upload")
+            tar.extractall(folder, filter="data")
+    except tarfile.TarError as exc:
+        raise JobSourceError(f"not a tar archive ({exc}); upload what tilefarm submit packs",
+                             path="upload") from None
+    return _entry(folder)
+
+
+def save_blend(data: bytes, name: str, folder: Path) -> Path:
+    """Write an uploaded .blend under its own name (its stem names the job)."""
+    base = PurePosixPath(name.replace("\\", "/")).name
+    if not base.lower().endswith(".blend"):
+        raise JobSourceError(f"{base!r} is not a .blend file; upload a .blend, or submit a job "
+                             "directory with tilefarm submit --server", path="upload")
+    check_job_name(base[:-len(".blend")], base, "; rename the file")
+    target = folder / base
+    target.write_bytes(data)
+    return target
+
+
+def take(store: Store, entry: Path, flags: JobSettings = JobSettings()) -> list[str]:
+    """Plan every job ``entry`` makes (a template makes one per variant), then put them into
+    ``blends`` in one commit each; return the job names. Raise before putting anything."""
+    template = open_job(entry)
+    runner = runner_for(job_versions(template, flags).rendered_by)
+    names = []
+    with tempfile.TemporaryDirectory(prefix="tilefarm-intake-") as tmp, \
+            expanded(template, None, runner) as variants:
+        staged = []
+        for variant in variants:
+            source = variant.source
+            plan_job(source, flags)  # the checks render makes, before anything is put
+            staged.append((source.job, stage_job(source, source.settings.merged(flags),
+                                                 Path(tmp) / source.job)))
+        for job, entries in staged:
+            replace_entries(store, "blends", "master", [f"/{job}.blend", f"/{job}"], entries)
+            names.append(job)
+    return names
+
+
+def intake_error(exc: TilefarmError, folder: Path) -> str:
+    """One line for the response, naming the upload's own file, never a server path."""
+    return " ".join(str(exc).replace(f"{folder}/", "").split())

@@ -1,0 +1,67 @@
+"""Starting and stopping ``tilefarm serve``."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import signal
+import socket
+import threading
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+from tilefarm.errors import UsageError
+from tilefarm.server.api import make_handler
+from tilefarm.server.farm import SERVER_FILE, Farm
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Only 127.0.0.1 (or another loopback address) goes without a token."""
+    if not is_loopback(host) and not token:
+        raise UsageError(f"serving on {host} exposes the farm to the network; give --token "
+                         "SECRET (every request must then carry it), or keep the default "
+                         "--host 127.0.0.1", flag="--host")
+
+
+def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8470, workers: int = 1,
+          token: str | None = None, notify: str | None = None,
+          ready: threading.Event | None = None) -> int:
+    """Run the farm and its HTTP server until SIGINT or SIGTERM."""
+    check_bind(host, token)
+    farm = Farm(root, workers=workers, notify=notify)
+    try:
+        httpd = ThreadingHTTPServer((host, port), make_handler(farm, token))
+    except OSError as exc:
+        farm.engine.close()
+        raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another "
+                         "--port", flag="--port") from None
+    httpd.daemon_threads = True
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{httpd.server_address[1]}"
+    (farm.root / SERVER_FILE).write_text(json.dumps({"url": url, "pid": os.getpid(),
+                                                     "host": socket.gethostname()}) + "\n")
+    farm.start()
+
+    def stop(signum: int, frame: object) -> None:
+        threading.Thread(target=httpd.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"tilefarm: serving {farm.root} at {url}/ ({workers} worker(s) per pipeline)",
+          flush=True)
+    if ready is not None:
+        ready.set()
+    try:
+        httpd.serve_forever(poll_interval=0.2)
+    finally:
+        httpd.server_close()
+        farm.stop()
+    return 0

@@ -1,0 +1,194 @@
+"""What the dashboard and ``GET /api/jobs`` show: each render job's state, read from the store.
+
+A render job (shot) is a top-level entry of the ``blends`` head. Its progress counts the
+work of the pipeline jobs that run on that head (their ``inputs`` name the blends commit):
+frames are done when the merger has made them, tasks when the renderer has. Datum outputs
+are recorded as each datum finishes, so progress and thumbnails move before a pipeline job
+commits its output.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tilefarm.engine.control import shot_of_inputs
+from tilefarm.engine.engine import Engine
+from tilefarm.engine.store import FileInfo
+
+STATES = ("queued", "running", "paused", "done", "failed", "cancelled")
+
+
+@dataclass
+class JobView:
+    job: str
+    state: str
+    frames_done: int
+    frames_total: int
+    eta_s: float | None
+    priority: int
+    elapsed_s: float
+    workers: int
+    tasks_done: int
+    tasks_total: int
+    error: str | None
+    video: bool
+    frames: list[int] = field(default_factory=list)  # the frames done, for thumbnails
+
+    def document(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def shots(engine: Engine) -> list[str]:
+    """The render jobs in the blends head: ``/X.blend`` and ``/X/...`` are job ``X``."""
+    head = engine.store.head("blends")
+    names = set()
+    for info in engine.store.files(head.id if head else None):
+        first = info.path.strip("/").split("/", 1)
+        if len(first) == 2 or first[0].endswith(".blend"):
+            names.add(first[0].removesuffix(".blend"))
+    return sorted(names)
+
+
+def _read(engine: Engine, info: FileInfo) -> Any:
+    return json.loads(engine.store.object_path(info.hash).read_text(encoding="utf-8"))
+
+
+def plan_of(engine: Engine, job: str) -> dict[str, Any] | None:
+    head = engine.store.head("splitter")
+    for info in engine.store.files(head.id if head else None, f"/{job}/plan.json"):
+        return _read(engine, info)  # type: ignore[no-any-return]
+    return None
+
+
+def current_jobs(engine: Engine) -> list[Any]:
+    """Pipeline jobs that run on the current blends head (the newest first)."""
+    head = engine.store.head("blends")
+    if head is None:
+        return []
+    with engine.store.lock:
+        rows = engine.store.db.execute("SELECT * FROM jobs ORDER BY created DESC").fetchall()
+    return [r for r in rows if json.loads(r["inputs"]).get("blends") == head.id]
+
+
+def datum_rows(engine: Engine, jobs: list[Any], job: str) -> dict[str, list[Any]]:
+    """Each pipeline's datum rows of ``job``, from its newest current pipeline job."""
+    found: dict[str, list[Any]] = {}
+    for row in jobs:
+        if row["pipeline"] in found:
+            continue
+        with engine.store.lock:
+            datums = engine.store.db.execute(
+                "SELECT d.*, ? AS pipeline_name FROM datums d WHERE d.job=?",
+                (row["pipeline"], row["id"])).fetchall()
+        found[row["pipeline"]] = [d for d in datums if shot_of_inputs(d["inputs"]) == job]
+    return found
+
+
+def outputs(engine: Engine, pipeline: str, rows: list[Any]) -> list[tuple[str, FileInfo]]:
+    """The files the finished datums among ``rows`` wrote (skipped ones: their earlier run)."""
+    found = []
+    with engine.store.lock:
+        for d in rows:
+            if d["state"] not in ("success", "skipped"):
+                continue
+            for o in engine.store.db.execute(
+                    "SELECT path, hash, size FROM datum_outputs WHERE pipeline=? AND version=? "
+                    "AND datum=?", (pipeline, d["version"], d["id"])):
+                found.append((d["id"], FileInfo(o["path"], o["hash"], o["size"])))
+    return found
+
+
+def frame_files(engine: Engine, job: str) -> dict[int, FileInfo]:
+    """Frame number -> the merged frame (or, where the format is not PNG/JPEG, its preview)."""
+    rows = datum_rows(engine, current_jobs(engine), job).get("merger", [])
+    frames: dict[int, FileInfo] = {}
+    previews: dict[int, FileInfo] = {}
+    for _, info in outputs(engine, "merger", rows):
+        parts = info.path.strip("/").split("/")
+        if len(parts) == 3 and parts[1] in ("frames", "previews") and parts[2][:6].isdigit():
+            (previews if parts[1] == "previews" else frames)[int(parts[2][:6])] = info
+    return {**frames, **previews}
+
+
+def task_seconds(engine: Engine, job: str) -> dict[int, float]:
+    """Render seconds per frame (its tiles' ``render_seconds`` summed), from the renderer."""
+    rows = datum_rows(engine, current_jobs(engine), job).get("renderer", [])
+    seconds: dict[int, float] = {}
+    for _, info in outputs(engine, "renderer", rows):
+        if info.path.endswith(".json") and "/tiles/" in info.path:
+            meta = _read(engine, info)
+            seconds[int(meta["frame"])] = seconds.get(int(meta["frame"]), 0.0) + float(
+                meta.get("render_seconds", 0.0))
+    return dict(sorted(seconds.items()))
+
+
+def video_file(engine: Engine, job: str) -> FileInfo | None:
+    rows = datum_rows(engine, current_jobs(engine), job).get("encoder", [])
+    for _, info in outputs(engine, "encoder", rows):
+        if info.path == f"/{job}/{job}.mp4":
+            return info
+    return None
+
+
+def view(engine: Engine, job: str, running: bool) -> JobView:
+    """The state of ``job`` now; ``running`` says whether the engine is running jobs."""
+    jobs = current_jobs(engine)
+    rows = datum_rows(engine, jobs, job)
+    plan = plan_of(engine, job)
+    control = engine.control.get(job)
+    frames_total = len(plan["frames"]) if plan else 0
+    merged = sorted(frame_files(engine, job)) if plan else []
+    tasks = rows.get("renderer", [])
+    tasks_done = sum(1 for d in tasks if d["state"] in ("success", "skipped"))
+    failed = [d for r in rows.values() for d in r if d["state"] == "failed"]
+    error = failed[0]["error"] if failed else None
+    split = next((r for r in jobs if r["pipeline"] == "splitter"), None)
+    if split is not None and split["state"] == "failure" and plan is None:
+        error = split["error"]
+    video_wanted = bool(plan and plan.get("video", {}).get("enabled", True))
+    has_video = video_file(engine, job) is not None
+    finished = plan is not None and len(merged) >= frames_total and (has_video or not video_wanted)
+    started = min((r["started"] for r in jobs if r["started"]), default=None)
+    ended = max((d["finished"] or 0 for r in rows.values() for d in r), default=0) or None
+    pending = any(d["state"] in ("pending", "deferred") for r in rows.values() for d in r)
+    if control.cancelled and not finished:
+        state = "cancelled"
+    elif error is not None:
+        state = "failed"
+    elif finished:
+        state = "done"
+    elif control.paused:
+        state = "paused"
+    elif running and (pending or jobs):
+        state = "running"
+    else:
+        state = "queued"
+    now = time.time()
+    elapsed = ((ended if state in ("done", "failed") and ended else now) - started) \
+        if started else 0.0
+    eta = None
+    if state == "done":
+        eta = 0.0
+    elif merged and elapsed > 0:
+        eta = round(elapsed / len(merged) * (frames_total - len(merged)), 1)
+    workers = max((r["workers"] for r in jobs if r["state"] == "running"), default=0)
+    return JobView(job=job, state=state, frames_done=len(merged), frames_total=frames_total,
+                   eta_s=eta, priority=control.priority, elapsed_s=round(max(0.0, elapsed), 1),
+                   workers=workers, tasks_done=tasks_done, tasks_total=len(tasks), error=error,
+                   video=has_video, frames=merged)
+
+
+def all_views(engine: Engine, running: bool) -> list[JobView]:
+    return [view(engine, job, running) for job in shots(engine)]
+
+
+def failures(engine: Engine, job: str) -> list[dict[str, str]]:
+    """Each failed datum of the job: its pipeline, inputs and one-line error."""
+    rows = datum_rows(engine, current_jobs(engine), job)
+    return [{"pipeline": pipeline, "datum": d["id"][:12],
+             "inputs": ", ".join(p for _, p in json.loads(d["inputs"])),
+             "error": " ".join((d["error"] or "").split())}
+            for pipeline, datums in rows.items() for d in datums if d["state"] == "failed"]

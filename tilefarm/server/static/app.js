@@ -1,0 +1,156 @@
+// tilefarm's dashboard: the jobs table from the server-sent events of /api/events, and the
+// selected job's frames, video, timings, failures and log from /api/jobs/<job>.
+"use strict";
+const $ = (id) => document.getElementById(id);
+let selected = null;
+let lastDetail = "";
+
+function clock(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  const s = Math.round(seconds);
+  return `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+}
+
+async function post(path, body) {
+  const response = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
+                                      body: body === undefined ? "" : JSON.stringify(body)});
+  const value = await response.json().catch(() => ({}));
+  if (!response.ok) alert(value.error || response.statusText);
+  return value;
+}
+
+function button(label, action, job) {
+  const b = document.createElement("button");
+  b.textContent = label;
+  b.dataset.action = action;
+  b.addEventListener("click", (event) => {
+    event.stopPropagation();
+    if (action === "rerender") {
+      const frames = prompt(`Re-render which frames of ${job}? (e.g. 5-7; empty: all)`, "");
+      if (frames !== null) post(`/api/jobs/${job}/rerender`, frames ? {frames} : {});
+    } else {
+      post(`/api/jobs/${job}/${action}`);
+    }
+  });
+  return b;
+}
+
+function renderJobs(jobs) {
+  const body = $("jobs").querySelector("tbody");
+  $("empty").hidden = jobs.length > 0;
+  const seen = new Set();
+  for (const job of jobs) {
+    seen.add(job.job);
+    let row = body.querySelector(`tr[data-job="${CSS.escape(job.job)}"]`);
+    if (!row) {
+      row = document.createElement("tr");
+      row.dataset.job = job.job;
+      row.innerHTML = `<td class="name"></td><td class="state"></td><td><div class="bar"><div></div></div></td>
+        <td class="frames"></td><td class="elapsed"></td><td class="eta"></td>
+        <td><input type="number" class="priority" step="1"></td><td class="workers"></td><td class="actions"></td>`;
+      row.querySelector(".name").textContent = job.job;
+      row.addEventListener("click", () => select(job.job));
+      const priority = row.querySelector(".priority");
+      priority.addEventListener("click", (e) => e.stopPropagation());
+      priority.addEventListener("change", () =>
+        post(`/api/jobs/${job.job}/priority`, {priority: parseInt(priority.value, 10) || 0}));
+      const actions = row.querySelector(".actions");
+      for (const [label, action] of [["Pause", "pause"], ["Resume", "resume"], ["Cancel", "cancel"], ["Re-render", "rerender"]]) {
+        actions.appendChild(button(label, action, job.job));
+      }
+      body.appendChild(row);
+    }
+    const state = row.querySelector(".state");
+    state.textContent = job.state;
+    state.className = `state state-${job.state}`;
+    row.querySelector(".bar > div").style.width =
+      `${job.frames_total ? Math.round(100 * job.frames_done / job.frames_total) : 0}%`;
+    row.querySelector(".frames").textContent = `${job.frames_done}/${job.frames_total}`;
+    row.querySelector(".elapsed").textContent = clock(job.elapsed_s);
+    row.querySelector(".eta").textContent = clock(job.eta_s);
+    const priority = row.querySelector(".priority");
+    if (document.activeElement !== priority) priority.value = job.priority;
+    row.querySelector(".workers").textContent = job.workers;
+    row.classList.toggle("selected", job.job === selected);
+  }
+  for (const row of [...body.querySelectorAll("tr")]) if (!seen.has(row.dataset.job)) row.remove();
+  if (selected) refreshDetail();
+}
+
+function select(job) {
+  selected = job;
+  lastDetail = "";
+  for (const row of $("jobs").querySelectorAll("tbody tr")) row.classList.toggle("selected", row.dataset.job === job);
+  refreshDetail();
+}
+
+function chart(seconds) {
+  const svg = $("chart");
+  const entries = Object.entries(seconds);
+  const max = Math.max(0.001, ...entries.map(([, s]) => s));
+  const width = 600 / Math.max(1, entries.length);
+  svg.innerHTML = entries.map(([frame, s], i) =>
+    `<rect x="${i * width + 1}" y="${120 - 110 * s / max}" width="${Math.max(1, width - 2)}" height="${110 * s / max}"><title>frame ${frame}: ${s.toFixed(2)} s</title></rect>`).join("");
+}
+
+async function refreshDetail() {
+  const job = selected;
+  const response = await fetch(`/api/jobs/${encodeURIComponent(job)}`);
+  if (!response.ok || job !== selected) return;
+  const detail = await response.json();
+  const key = JSON.stringify([detail.state, detail.frames, detail.video, detail.failures.length, detail.log.length]);
+  if (key === lastDetail) return;
+  lastDetail = key;
+  $("detail").hidden = false;
+  $("detail-title").textContent = `${detail.job}: ${detail.frames_done}/${detail.frames_total} frames, ${detail.tasks_done}/${detail.tasks_total} tasks`;
+  $("detail-error").hidden = !detail.error;
+  $("detail-error").textContent = detail.error || "";
+  const grid = $("frames");
+  const done = new Set(detail.frames);
+  const have = new Set([...grid.querySelectorAll("figure img")].map((img) => Number(img.dataset.frame)));
+  if (grid.dataset.job !== job) { grid.innerHTML = ""; grid.dataset.job = job; have.clear(); }
+  for (const frame of detail.frames) {
+    if (have.has(frame)) continue;
+    const figure = document.createElement("figure");
+    const img = document.createElement("img");
+    img.className = "thumb";
+    img.dataset.frame = frame;
+    img.alt = `frame ${frame}`;
+    img.src = `/api/jobs/${encodeURIComponent(job)}/frames/${frame}?v=${Date.now()}`;
+    const caption = document.createElement("figcaption");
+    caption.textContent = `frame ${frame}`;
+    figure.append(img, caption);
+    const after = [...grid.querySelectorAll("figure")].find((f) => Number(f.querySelector("img").dataset.frame) > frame);
+    grid.insertBefore(figure, after || null);
+  }
+  for (const img of [...grid.querySelectorAll("img")]) if (!done.has(Number(img.dataset.frame))) img.parentElement.remove();
+  const video = $("video");
+  video.hidden = !detail.video;
+  if (detail.video && !video.src) video.src = `/api/jobs/${encodeURIComponent(job)}/video`;
+  if (!detail.video) video.removeAttribute("src");
+  chart(detail.seconds_per_frame);
+  $("failures").innerHTML = "";
+  for (const f of detail.failures) {
+    const li = document.createElement("li");
+    li.textContent = `${f.pipeline} ${f.inputs}: ${f.error}`;
+    $("failures").appendChild(li);
+  }
+  $("log").textContent = detail.log.join("\n");
+}
+
+$("upload").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = $("file").files[0];
+  if (!file) return;
+  $("upload-status").textContent = `uploading ${file.name}…`;
+  const response = await fetch(`/api/upload?name=${encodeURIComponent(file.name)}`, {method: "POST", body: file});
+  const value = await response.json().catch(() => ({}));
+  $("upload-status").textContent = response.ok ? `queued ${value.jobs.join(", ")}` : value.error;
+});
+
+function connect() {
+  const events = new EventSource("/api/events");
+  events.addEventListener("jobs", (event) => { $("live").textContent = "live"; renderJobs(JSON.parse(event.data)); });
+  events.onerror = () => { $("live").textContent = "reconnecting…"; };
+}
+connect();
