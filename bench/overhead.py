@@ -8,6 +8,12 @@ the same bpy module), ``tilefarm render`` untiled, and ``tilefarm render --tiles
 ratios against Blender's own.
 
     .venv/bin/python bench/overhead.py [--frames 12] [--repeat 3]
+
+``--case server`` measures ``tilefarm serve`` instead: ``--jobs`` short jobs (``--frames``
+frames each, about 1 s a frame) submitted at once to a running server, against Blender
+rendering each file itself; it prints the fixed cost per job, (server - own) / jobs.
+
+    .venv/bin/python bench/overhead.py --case server --jobs 4 --frames 3
 """
 
 from __future__ import annotations
@@ -43,8 +49,54 @@ def tilefarm(blend: Path, out: Path, *flags: str) -> float:
     return time.perf_counter() - start
 
 
+def server_case(args: argparse.Namespace, work: Path) -> int:
+    """Several short jobs through a running server, against Blender's own renders."""
+    import json
+    import signal
+
+    from tilefarm.server.client import Client
+
+    blends = []
+    for i in range(args.jobs):
+        blend = work / f"short{i}.blend"
+        subprocess.run([str(TILEFARM), "demo", str(blend), "--frames", str(args.frames),
+                        "--resolution", args.resolution, "--samples", str(args.samples),
+                        "--no-denoise"], check=True, stdout=subprocess.DEVNULL)
+        blends.append(blend)
+    own_total = sum(own(blend, work / f"own-{blend.stem}") for blend in blends)
+    root = work / "store"
+    server = subprocess.Popen([str(TILEFARM), "serve", "--root", str(root), "--port", "0"],
+                              stdout=subprocess.DEVNULL)
+    try:
+        while not (root / "server.json").exists():
+            time.sleep(0.1)
+        client = Client(json.loads((root / "server.json").read_text())["url"])
+        time.sleep(1)
+        start = time.perf_counter()
+        for blend in blends:  # what `tilefarm submit` sends once its own intake is done
+            client.submit([(f"/{blend.name}", blend)])
+        while True:
+            jobs = client.json("GET", "/api/jobs")
+            if len(jobs) == len(blends) and all(j["state"] in ("done", "failed") for j in jobs):
+                break
+            time.sleep(0.2)
+        served = time.perf_counter() - start
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=60)
+    assert all(j["state"] == "done" for j in jobs), jobs
+    print(f"{args.jobs} jobs of {args.frames} frames ({args.resolution}, {args.samples} samples):")
+    print(f"  Blender's own renders:   {own_total:7.1f} s  ({own_total / args.jobs / args.frames:.2f}"
+          " s a frame)")
+    print(f"  tilefarm serve:          {served:7.1f} s  ratio {served / own_total:.3f}x")
+    print(f"  fixed cost per job:      {(served - own_total) / args.jobs:7.2f} s  (goal <= 1 s)")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--case", choices=("render", "server"), default="render")
+    parser.add_argument("--jobs", type=int, default=4, help="jobs for --case server")
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--resolution", default="640x360")
@@ -54,6 +106,8 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tilefarm-overhead-") as tmp:
         work = Path(tmp)
+        if args.case == "server":
+            return server_case(args, work)
         blend = work / "demo.blend"
         subprocess.run([str(TILEFARM), "demo", str(blend), "--frames", str(args.frames),
                         "--resolution", args.resolution, "--samples", str(args.samples),

@@ -10,6 +10,7 @@ changed. Request threads read through connections of their own (``reader``).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -21,6 +22,8 @@ from typing import Any
 
 from tilefarm.engine.engine import Engine
 from tilefarm.pipelines.specs import packaged_specs
+from tilefarm.splitter.split import FACTS_CACHE_ENV
+from tilefarm.splitter.variants import VARIANT_CACHE_ENV
 from tilefarm.server import state
 
 SERVER_FILE = "server.json"  # in the store: which server owns it, for the CLI
@@ -30,6 +33,10 @@ class Farm:
     def __init__(self, root: Path, *, workers: int = 1, notify: str | None = None) -> None:
         self.root = root.resolve()
         self.engine = Engine(self.root, lock=True)
+        # Intake and the splitter inspect a file once (split.inspect); variants' copies are
+        # cached by what made them, as tilefarm render keeps them.
+        os.environ.setdefault(FACTS_CACHE_ENV, str(self.root / "facts"))
+        os.environ.setdefault(VARIANT_CACHE_ENV, str(self.root / "variants"))
         self.workers = workers
         self.notify = notify
         self.wake = threading.Event()

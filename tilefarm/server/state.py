@@ -1,8 +1,10 @@
 """What the dashboard and ``GET /api/jobs`` show: each render job's state, read from the store.
 
 A render job (shot) is a top-level entry of the ``blends`` head. Its progress counts the
-work of the pipeline jobs that run on that head (their ``inputs`` name the blends commit):
-frames are done when the merger has made them, tasks when the renderer has. Datum outputs
+work of the pipeline jobs that run on a blends commit holding the shot as the head holds
+it (their ``inputs`` name the blends commit): a job put later does not make an earlier
+one look unfinished while its datums are skipped. Frames are done when the merger has
+made them, tasks when the renderer has. Datum outputs
 are recorded as each datum finishes, so progress and thumbnails move before a pipeline job
 commits its output.
 """
@@ -35,6 +37,7 @@ class JobView:
     tasks_total: int
     error: str | None
     video: bool
+    progress: float  # 0-1: tasks rendered and frames merged, of all there are
     frames: list[int] = field(default_factory=list)  # the frames done, for thumbnails
 
     def document(self) -> dict[str, Any]:
@@ -63,14 +66,33 @@ def plan_of(engine: Engine, job: str) -> dict[str, Any] | None:
     return None
 
 
-def current_jobs(engine: Engine) -> list[Any]:
-    """Pipeline jobs that run on the current blends head (the newest first)."""
-    head = engine.store.head("blends")
-    if head is None:
-        return []
+def _shot_files(engine: Engine, commit: str, job: str) -> dict[str, str]:
+    return {f.path: f.hash for f in engine.store.files(commit)
+            if f.path == f"/{job}.blend" or f.path.startswith(f"/{job}/")}
+
+
+def shot_commits(engine: Engine, job: str) -> set[str]:
+    """The blends commits, from the head back, that hold ``job`` exactly as the head does."""
+    with engine.store.lock:
+        ids = [r["id"] for r in engine.store.db.execute(
+            "SELECT id FROM commits WHERE repo='blends' ORDER BY seq DESC")]
+    if not ids:
+        return set()
+    current = _shot_files(engine, ids[0], job)
+    same = set()
+    for commit in ids:
+        if _shot_files(engine, commit, job) != current:
+            break
+        same.add(commit)
+    return same
+
+
+def current_jobs(engine: Engine, job: str) -> list[Any]:
+    """Pipeline jobs that ran on the shot as it is now (the newest first)."""
+    commits = shot_commits(engine, job)
     with engine.store.lock:
         rows = engine.store.db.execute("SELECT * FROM jobs ORDER BY created DESC").fetchall()
-    return [r for r in rows if json.loads(r["inputs"]).get("blends") == head.id]
+    return [r for r in rows if json.loads(r["inputs"]).get("blends") in commits]
 
 
 def datum_rows(engine: Engine, jobs: list[Any], job: str) -> dict[str, list[Any]]:
@@ -103,7 +125,7 @@ def outputs(engine: Engine, pipeline: str, rows: list[Any]) -> list[tuple[str, F
 
 def frame_files(engine: Engine, job: str) -> dict[int, FileInfo]:
     """Frame number -> the merged frame (or, where the format is not PNG/JPEG, its preview)."""
-    rows = datum_rows(engine, current_jobs(engine), job).get("merger", [])
+    rows = datum_rows(engine, current_jobs(engine, job), job).get("merger", [])
     frames: dict[int, FileInfo] = {}
     previews: dict[int, FileInfo] = {}
     for _, info in outputs(engine, "merger", rows):
@@ -115,7 +137,7 @@ def frame_files(engine: Engine, job: str) -> dict[int, FileInfo]:
 
 def task_seconds(engine: Engine, job: str) -> dict[int, float]:
     """Render seconds per frame (its tiles' ``render_seconds`` summed), from the renderer."""
-    rows = datum_rows(engine, current_jobs(engine), job).get("renderer", [])
+    rows = datum_rows(engine, current_jobs(engine, job), job).get("renderer", [])
     seconds: dict[int, float] = {}
     for _, info in outputs(engine, "renderer", rows):
         if info.path.endswith(".json") and "/tiles/" in info.path:
@@ -126,7 +148,7 @@ def task_seconds(engine: Engine, job: str) -> dict[int, float]:
 
 
 def video_file(engine: Engine, job: str) -> FileInfo | None:
-    rows = datum_rows(engine, current_jobs(engine), job).get("encoder", [])
+    rows = datum_rows(engine, current_jobs(engine, job), job).get("encoder", [])
     for _, info in outputs(engine, "encoder", rows):
         if info.path == f"/{job}/{job}.mp4":
             return info
@@ -135,7 +157,7 @@ def video_file(engine: Engine, job: str) -> FileInfo | None:
 
 def view(engine: Engine, job: str, running: bool) -> JobView:
     """The state of ``job`` now; ``running`` says whether the engine is running jobs."""
-    jobs = current_jobs(engine)
+    jobs = current_jobs(engine, job)
     rows = datum_rows(engine, jobs, job)
     plan = plan_of(engine, job)
     control = engine.control.get(job)
@@ -174,11 +196,14 @@ def view(engine: Engine, job: str, running: bool) -> JobView:
         eta = 0.0
     elif merged and elapsed > 0:
         eta = round(elapsed / len(merged) * (frames_total - len(merged)), 1)
-    workers = max((r["workers"] for r in jobs if r["state"] == "running"), default=0)
+    workers = max((r["workers"] for r in jobs if r["state"] == "running"), default=0) \
+        if state == "running" else 0
+    work = len(tasks) + frames_total
+    progress = 1.0 if state == "done" else (tasks_done + len(merged)) / work if work else 0.0
     return JobView(job=job, state=state, frames_done=len(merged), frames_total=frames_total,
                    eta_s=eta, priority=control.priority, elapsed_s=round(max(0.0, elapsed), 1),
                    workers=workers, tasks_done=tasks_done, tasks_total=len(tasks), error=error,
-                   video=has_video, frames=merged)
+                   video=has_video, progress=round(progress, 4), frames=merged)
 
 
 def all_views(engine: Engine, running: bool) -> list[JobView]:
@@ -187,7 +212,7 @@ def all_views(engine: Engine, running: bool) -> list[JobView]:
 
 def failures(engine: Engine, job: str) -> list[dict[str, str]]:
     """Each failed datum of the job: its pipeline, inputs and one-line error."""
-    rows = datum_rows(engine, current_jobs(engine), job)
+    rows = datum_rows(engine, current_jobs(engine, job), job)
     return [{"pipeline": pipeline, "datum": d["id"][:12],
              "inputs": ", ".join(p for _, p in json.loads(d["inputs"])),
              "error": " ".join((d["error"] or "").split())}

@@ -63,8 +63,8 @@ function renderJobs(jobs) {
     const state = row.querySelector(".state");
     state.textContent = job.state;
     state.className = `state state-${job.state}`;
-    row.querySelector(".bar > div").style.width =
-      `${job.frames_total ? Math.round(100 * job.frames_done / job.frames_total) : 0}%`;
+    row.querySelector(".bar > div").style.width = `${Math.round(100 * job.progress)}%`;
+    row.querySelector(".bar").title = `${job.tasks_done}/${job.tasks_total} tasks, ${job.frames_done}/${job.frames_total} frames`;
     row.querySelector(".frames").textContent = `${job.frames_done}/${job.frames_total}`;
     row.querySelector(".elapsed").textContent = clock(job.elapsed_s);
     row.querySelector(".eta").textContent = clock(job.eta_s);

@@ -1,0 +1,84 @@
+"""The dashboard in a real browser: Debian's chromium, headless, driven over DevTools.
+
+scripts/test installs chromium as root (scripts/chromium-setup); CI must run this test,
+so there a missing browser fails it instead of skipping it. With TILEFARM_SCREENSHOT set
+to a path, the screenshot taken mid-run is copied there (the README's docs/dashboard.png).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.browser import Browser, row
+from tests.conftest import Scenes, run_cli
+from tests.serverkit import job, running_server, wait_for
+
+pytestmark = pytest.mark.blender
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Browser:
+    if shutil.which("chromium") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser test, but chromium is not installed "
+                        "(scripts/test installs it as root: scripts/chromium-setup)")
+        pytest.skip("no chromium; run scripts/test as root to install it")
+    page = Browser(tmp_path / "profile")
+    yield page  # type: ignore[misc]
+    page.close()
+
+
+def test_the_dashboard_shows_and_steers_jobs_live(browser: Browser, scenes: Scenes,
+                                                  tmp_path: Path) -> None:
+    long = tmp_path / "long.blend"
+    assert run_cli("demo", str(long), "--frames", "10", "--resolution", "160x90", "--samples",
+                   "64", "--no-denoise").returncode == 0
+    shutil.copy(scenes["plain"], tmp_path / "quick.blend")
+    with running_server(tmp_path / "store") as url:
+        browser.open(url + "/")
+        browser.wait("document.getElementById('live').textContent === 'live'", 30,
+                     "the live connection")
+        assert browser.evaluate("document.getElementById('empty').hidden") is False
+
+        assert run_cli("submit", str(tmp_path / "quick.blend"), "--server", url,
+                       "--tiles", "2x2").returncode == 0
+        browser.wait(f"{row('quick', 'state')} !== ''", 30, "the quick job's row")
+        browser.wait(f"{row('quick', 'state')} === 'done'", 300, "the quick job done")
+        assert browser.evaluate(row("quick", "frames")) == "3/3"
+
+        # A thumbnail per finished frame, loaded by the browser from the API.
+        browser.evaluate("document.querySelector('tr[data-job=\"quick\"]').click()")
+        loaded = browser.wait("(() => { const imgs = [...document.querySelectorAll('img.thumb')];"
+                              " return imgs.length === 3 && imgs.every(i => i.complete && "
+                              "i.naturalWidth === 64) && imgs.length; })()", 60,
+                              "three loaded thumbnails")
+        assert loaded == 3
+        browser.wait("!document.getElementById('video').hidden", 30, "the video player")
+        assert browser.evaluate("document.querySelectorAll('#chart rect').length") == 3
+
+        assert run_cli("submit", str(long), "--server", url, "--tiles", "2x2").returncode == 0
+        browser.wait(f"{row('long', 'state')} === 'running'", 120, "the long job running")
+        width = ("parseFloat(document.querySelector('tr[data-job=\"long\"] .bar > div')"
+                 ".style.width || '0')")
+        start = browser.evaluate(width)
+        browser.wait(f"{width} > {start}", 120, "the long job's progress advancing")
+        screenshot = tmp_path / "dashboard.png"
+        browser.screenshot(screenshot)
+        assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        if os.environ.get("TILEFARM_SCREENSHOT"):
+            shutil.copy(screenshot, os.environ["TILEFARM_SCREENSHOT"])
+
+        click = "document.querySelector('tr[data-job=\"long\"] button[data-action=\"{}\"]').click()"
+        browser.evaluate(click.format("pause"))
+        browser.wait(f"{row('long', 'state')} === 'paused'", 30, "the pause")
+        assert job(url, "long")["state"] == "paused"  # type: ignore[index]
+        browser.evaluate(click.format("resume"))
+        browser.wait(f"{row('long', 'state')} === 'running'", 60, "the resume")
+        browser.evaluate(click.format("cancel"))
+        browser.wait(f"{row('long', 'state')} === 'cancelled'", 30, "the cancel")
+        wait_for(lambda: job(url, "long")["state"] == "cancelled", 10, "the API to agree")  # type: ignore[index]
+        assert browser.evaluate(row("quick", "state")) == "done"
