@@ -100,6 +100,28 @@ def blender_children(pid: int) -> list[int]:
     return found
 
 
+def cpu_ticks(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def busy_blenders(pid: int, window: float = 0.4) -> set[int]:
+    """The Blender children of ``pid`` using CPU now: rendering, not idle between jobs (the
+    server keeps its workers' Blender warm)."""
+    before = {p: cpu_ticks(p) for p in blender_children(pid)}
+    time.sleep(window)
+    return {p for p, ticks in before.items()
+            if ticks is not None and (now := cpu_ticks(p)) is not None and now > ticks}
+
+
+def alive(pids: set[int]) -> set[int]:
+    return {p for p in pids if Path(f"/proc/{p}").exists()
+            and "Z" not in Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[:1]}
+
+
 def server_pid(root: Path) -> int:
     return int(json.loads((root / "server.json").read_text())["pid"])
 

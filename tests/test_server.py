@@ -17,7 +17,8 @@ import pytest
 
 from tests.conftest import Scenes, assert_one_line_error, run_cli
 from tests.pipeline import assert_identical, reference
-from tests.serverkit import api, blender_children, job, running_server, server_pid, wait_for
+from tests.serverkit import (alive, api, blender_children, busy_blenders, job, running_server,
+                              server_pid, wait_for)
 
 pytestmark = pytest.mark.blender
 
@@ -81,12 +82,17 @@ def test_a_submitted_job_renders_like_blender_and_is_steered_through_the_api(
         proc = run_cli("set", "priority", "plain", "7", "--server", url)
         assert proc.returncode == 0 and job(url, "plain")["priority"] == 7  # type: ignore[index]
 
+        # The server keeps its workers warm: the re-render's jobs (renderer, merger, encoder)
+        # are served by the Blender processes the first jobs started, none new.
+        warm = set(blender_children(server_pid(root)))
+        assert len(warm) >= 2  # the renderer's and the merger's
         proc = run_cli("rerender", "plain", "--frames", "2", "--server", url)
         assert proc.returncode == 0, proc.stderr
         # The tasks of frame 2 (4 tiles), its merge and the video run again; nothing else.
         assert "(6 datums to run again)" in proc.stdout
         wait_for(lambda: job(url, "plain")["state"] == "running", 30, "the re-render")  # type: ignore[index]
         wait_for(lambda: job(url, "plain")["state"] == "done", 300, "the re-render to end")  # type: ignore[index]
+        assert set(blender_children(server_pid(root))) == warm
         detail = api(url, "GET", "/api/jobs/plain")[1]
         assert sorted(detail["seconds_per_frame"]) == ["1", "2", "3"]
         assert detail["failures"] == [] and any("plain" in line for line in detail["log"])
@@ -105,7 +111,8 @@ def test_a_submitted_job_renders_like_blender_and_is_steered_through_the_api(
 
 def test_pause_resume_and_cancel(tmp_path: Path) -> None:
     """Pause lets running datums finish and starts none; resume skips finished work;
-    cancel kills the job's Blender within 2 s and keeps the store consistent."""
+    cancel kills the job's Blender within 2 s and keeps the store consistent. (Idle
+    Blender processes stay: the server keeps its workers warm between jobs.)"""
     root = tmp_path / "store"
     blend = tmp_path / "long.blend"
     assert run_cli("demo", str(blend), "--frames", "10", "--resolution", "160x90",
@@ -116,23 +123,27 @@ def test_pause_resume_and_cancel(tmp_path: Path) -> None:
         assert run_cli("pause", "job", "long", "--server", url).returncode == 0
         paused = wait_for(lambda: (j := job(url, "long")) and j["state"] == "paused" and j, 30,
                           "the pause")
-        wait_for(lambda: not blender_children(server_pid(root)) or None, 60,
-                 "running datums to finish")
-        time.sleep(3)
+        pid = server_pid(root)
+        wait_for(lambda: not busy_blenders(pid) or None, 60, "running datums to finish")
         settled = job(url, "long")
-        assert settled is not None and settled["state"] == "paused"
+        time.sleep(3)
+        later = job(url, "long")
+        assert settled is not None and later is not None and settled["state"] == "paused"
+        assert (later["tasks_done"], later["frames_done"], later["state"]) == (
+            settled["tasks_done"], settled["frames_done"], "paused")  # nothing new started
         assert settled["tasks_done"] <= paused["tasks_done"] + 1  # at most the one running
-        assert not blender_children(server_pid(root))  # nothing new started
+        assert not busy_blenders(pid)
 
         assert run_cli("resume", "job", "long", "--server", url).returncode == 0
         wait_for(lambda: job(url, "long")["tasks_done"] > settled["tasks_done"], 120,  # type: ignore[index]
                  "work to resume")
-        wait_for(lambda: blender_children(server_pid(root)), 60, "a Blender to run")
-        assert run_cli("stop", "job", "long", "--server", url).returncode == 0
-        cancelled_at = time.monotonic()
-        wait_for(lambda: not blender_children(server_pid(root)) or None, 2, "Blender to die",
-                 every=0.05)
+        rendering = wait_for(lambda: busy_blenders(pid), 60, "a Blender to render")
+        cancelled_at = time.monotonic()  # the API call: the CLI's own start-up is not the server's
+        assert api(url, "POST", "/api/jobs/long/cancel") == (200, {"job": "long",
+                                                                   "done": "cancel"})
+        wait_for(lambda: not alive(rendering) or None, 2, "its Blender to die", every=0.05)
         assert time.monotonic() - cancelled_at <= 2.0
+        assert not busy_blenders(pid)
         wait_for(lambda: job(url, "long")["state"] == "cancelled", 30, "the cancel")  # type: ignore[index]
 
         proc = run_cli("list", "datum", "renderer@" + newest_renderer_job(root), "--root",

@@ -28,6 +28,7 @@ from typing import Any
 from tilefarm.engine.control import Control, shot_of_inputs
 from tilefarm.engine.datums import Datum, datums
 from tilefarm.engine.store import Commit, FileInfo, Store, StoreError
+from tilefarm.engine.warm import WarmPools
 from tilefarm.engine.workers import DatumRun, JobWorkers
 from tilefarm.errors import TilefarmError
 from tilefarm.pipelines.specs import PipelineSpec, parse_spec, provenance_order
@@ -67,8 +68,10 @@ class Inputs:
 
 
 class Engine:
-    def __init__(self, root: Path, *, lock: bool = True) -> None:
+    def __init__(self, root: Path, *, lock: bool = True, warm: bool = False) -> None:
         self.root = root.resolve()
+        # Batching workers kept alive between jobs (tilefarm serve): engine.warm.
+        self.warm = WarmPools(self.root / "work") if warm else None
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock_file = None
         if lock:
@@ -94,6 +97,8 @@ class Engine:
             shutil.rmtree(root / "work", ignore_errors=True)
 
     def close(self) -> None:
+        if self.warm is not None:
+            self.warm.close()
         self.store.close()
         if self._lock_file is not None:
             self._lock_file.close()
@@ -332,9 +337,11 @@ class Engine:
             self._count(job, counts, progress)
 
         threads = max(1, (os.cpu_count() or 1) // slots)
+        warm = self.warm.get(spec, slots) if self.warm is not None and spec.batching else None
         pool = JobWorkers(self.store, spec, job, runs, slots, finish,
-                          self.root / "work" / job, self.root / "logs" / spec.name / job, threads,
-                          control=self.control, defer=defer)
+                          warm.work if warm else self.root / "work" / job,
+                          self.root / "logs" / spec.name / job, threads,
+                          control=self.control, defer=defer, pool=warm)
         crash = None
         try:
             pool.run()

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tilefarm.engine.control import ALL, Control, shot_of_paths
 from tilefarm.engine.datums import Datum
@@ -29,6 +30,9 @@ from tilefarm.pipelines.specs import PipelineSpec
 from tilefarm.pipelines.worker import WORKER_PORT_ENV, WorkerServer
 from tilefarm.runtime.pfs import PFS_ROOT_ENV
 from tilefarm.runtime.procs import kill_group, log_tail
+
+if TYPE_CHECKING:
+    from tilefarm.engine.warm import WarmPool
 
 
 @dataclass
@@ -77,7 +81,8 @@ class JobWorkers:
     def __init__(self, store: Store, spec: PipelineSpec, job: str, runs: list[DatumRun],
                  workers: int, finish: Finish, work: Path, logs: Path, threads: int,
                  control: Control | None = None,
-                 defer: Callable[[DatumRun], None] | None = None) -> None:
+                 defer: Callable[[DatumRun], None] | None = None,
+                 pool: "WarmPool | None" = None) -> None:
         self.store, self.spec, self.job = store, spec, job
         for order, run in enumerate(runs):
             run.order = order
@@ -87,6 +92,7 @@ class JobWorkers:
         # The holds this job started with stay: a resume reaches only later jobs.
         self.held_at_start = control.held() if control is not None else set()
         self.serving: dict[int, tuple[subprocess.Popen[bytes], DatumRun]] = {}
+        self.pool = pool  # warm batching processes that outlive this job (engine.warm)
         self.workers = max(1, workers)
         self.finish_cb = finish
         self.work, self.logs = work, logs
@@ -130,6 +136,11 @@ class JobWorkers:
         finally:
             for run in deferred:
                 self._defer(run)
+
+    def has_runnable(self) -> bool:
+        """Whether a pending datum may start now (not of a paused or cancelled shot)."""
+        with self.lock:
+            return not self.stopping.is_set() and any(not self.held(r) for r in self.queue)
 
     def _defer(self, run: DatumRun) -> None:
         if self.defer_cb is not None:
@@ -186,6 +197,9 @@ class JobWorkers:
     def run(self) -> None:
         """Run every datum; re-raise the first error of tilefarm's own (not a datum's)."""
         body = self._batching_worker if self.spec.batching else self._plain_worker
+        if self.spec.batching and self.pool is not None:
+            body = self._warm_worker
+            self.workers = 1  # one thread drives the whole pool
 
         def guarded(index: int) -> None:
             try:
@@ -230,6 +244,10 @@ class JobWorkers:
                 raise failed from None
         self.processes.add(proc)
         return proc
+
+    def _warm_worker(self, index: int) -> None:
+        assert self.pool is not None
+        self.pool.run(self)
 
     # -- one process per datum ---------------------------------------------------------------
 

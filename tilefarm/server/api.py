@@ -317,13 +317,14 @@ def job_outputs(engine: Any, job: str) -> dict[str, Any]:
 
 def log_lines(root: Path, engine: Any, job: str, limit: int = 60) -> list[str]:
     """The last lines mentioning ``job`` in the logs of the pipeline jobs on its version."""
-    lines: list[str] = []
+    logs: list[Path] = []
     for row in reversed(state.current_jobs(engine, job)):
         folder = root / "logs" / row["pipeline"] / row["id"]
-        for log in sorted(folder.glob("*.log")) if folder.is_dir() else []:
-            for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-                if job in line:
-                    lines.append(line.strip())
+        logs += sorted(folder.glob("*.log")) if folder.is_dir() else []
+    logs += sorted((root / "logs").glob("*/warm-*.log"))  # warm workers serve many jobs
+    lines = [line.strip() for log in dict.fromkeys(logs)
+             for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+             if job in line]
     return lines[-limit:]
 
 

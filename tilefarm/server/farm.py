@@ -32,7 +32,7 @@ SERVER_FILE = "server.json"  # in the store: which server owns it, for the CLI
 class Farm:
     def __init__(self, root: Path, *, workers: int = 1, notify: str | None = None) -> None:
         self.root = root.resolve()
-        self.engine = Engine(self.root, lock=True)
+        self.engine = Engine(self.root, lock=True, warm=True)
         # Intake and the splitter inspect a file once (split.inspect); variants' copies are
         # cached by what made them, as tilefarm render keeps them.
         os.environ.setdefault(FACTS_CACHE_ENV, str(self.root / "facts"))
