@@ -195,3 +195,26 @@ def urllib_post(url: str, body: bytes) -> tuple[int, Any]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def test_cli_commands_on_a_served_store_go_through_the_server(scenes: Scenes,
+                                                               tmp_path: Path) -> None:
+    """put file lands in the store the server runs; render submits, waits and fetches;
+    run has nothing to do. None of them is refused for the server's lock."""
+    root = tmp_path / "store"
+    with running_server(root) as url:
+        proc = run_cli("put", "file", "blends@master:/put_in.blend", "-f",
+                       str(scenes["odd_size"]), "--root", str(root))
+        assert proc.returncode == 0, proc.stderr
+        wait_for(lambda: (j := job(url, "put_in")) and j["state"] == "done", 300,
+                 "the put job to be rendered")
+        proc = run_cli("run", "--root", str(root))
+        assert proc.returncode == 0 and proc.stdout.startswith(f"tilefarm: the server at {url}")
+        shutil.copy(scenes["plain"], tmp_path / "via.blend")
+        proc = run_cli("render", str(tmp_path / "via.blend"), "--tiles", "2x2", "--root",
+                       str(root), "--out", str(tmp_path / "out"), "--no-video")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.splitlines()[-1].startswith("via: done: 3 frames")
+        theirs = reference(tmp_path / "via.blend", tmp_path / "ref")
+        for frame, path in theirs.items():
+            assert_identical(tmp_path / "out" / "via" / "frames" / f"{frame:06d}.png", path)

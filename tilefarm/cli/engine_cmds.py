@@ -13,11 +13,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tilefarm.engine.engine import ROOT_ENV, Engine
+from tilefarm.engine.engine import ROOT_ENV, Engine, EngineBusy
 from tilefarm.engine.progress import ProgressDisplay, status_table, table
 from tilefarm.engine.store import Commit, Store, StoreError, normalize
 from tilefarm.errors import UsageError
 from tilefarm.pipelines.specs import read_spec
+from tilefarm.server.client import server_of_store
 
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
 
@@ -218,6 +219,15 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    root = Path(args.root) if args.root else default_root()
+    url = server_of_store(root)
+    if url is not None:
+        try:
+            Engine(root, lock=True).close()
+        except EngineBusy:
+            print(f"tilefarm: the server at {url} runs this store's jobs as they arrive; "
+                  "nothing to do (tilefarm status shows them)")
+            return 0
     with engine_of(args, lock=True) as engine:
         display = ProgressDisplay(engine)
         reports = engine.run_pending(workers=args.workers, progress=display.update,

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from tilefarm.blender.runtimes import runner_for
 from tilefarm.cli.flags import add_plan_flags, add_variant_flags, flag_settings
-from tilefarm.engine.engine import Engine, JobReport
+from tilefarm.cli.served import render_via_server
+from tilefarm.engine.engine import Engine, EngineBusy, JobReport
 from tilefarm.engine.progress import ProgressDisplay
 from tilefarm.engine.store import FileInfo, Store, replace_entries
 from tilefarm.errors import TilefarmError, UsageError
@@ -27,6 +28,7 @@ from tilefarm.plan import layout
 from tilefarm.plan.model import Plan
 from tilefarm.plan.schemas import load
 from tilefarm.plan.settings import VideoSettings
+from tilefarm.server.client import server_of_store
 from tilefarm.splitter.contents import stage_job
 from tilefarm.splitter.intake import open_job
 from tilefarm.splitter.variants import VARIANT_CACHE_ENV, expanded, with_sets
@@ -120,6 +122,13 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.workers} workers is not allowed; use 1 or more", flag="--workers")
     out = Path(args.out)
     root = Path(args.root) if args.root else out / ".tilefarm"
+    try:
+        Engine(root, lock=True).close()  # a store a server owns: render through the server
+    except EngineBusy:
+        url = server_of_store(root)
+        if url is None:
+            raise
+        return render_via_server(args, flags, url)
     outcomes: list[JobOutcome] = []
     with Engine(root, lock=True) as engine, tempfile.TemporaryDirectory(prefix="tilefarm-put-") as tmp, \
             contextlib.ExitStack() as copies:  # variants' substituted copies, until put
