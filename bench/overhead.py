@@ -73,19 +73,20 @@ def server_case(args: argparse.Namespace, work: Path) -> int:
         client = Client(json.loads((root / "server.json").read_text())["url"])
         time.sleep(1)
         start = time.perf_counter()
-        for blend in blends:  # what `tilefarm submit` sends once its own intake is done
+        for count, blend in enumerate(blends, 1):  # what `submit` sends after its own intake
             client.submit([(f"/{blend.name}", blend)])
-        while True:
-            jobs = client.json("GET", "/api/jobs")
-            if len(jobs) == len(blends) and all(j["state"] in ("done", "failed") for j in jobs):
-                break
-            time.sleep(0.2)
+            while args.one_by_one or count == len(blends):
+                jobs = client.json("GET", "/api/jobs")
+                if len(jobs) == count and all(j["state"] in ("done", "failed") for j in jobs):
+                    break
+                time.sleep(0.1)
         served = time.perf_counter() - start
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=60)
     assert all(j["state"] == "done" for j in jobs), jobs
-    print(f"{args.jobs} jobs of {args.frames} frames ({args.resolution}, {args.samples} samples):")
+    print(f"{args.jobs} jobs of {args.frames} frames ({args.resolution}, {args.samples} samples), "
+          f"{'each submitted when the last was done' if args.one_by_one else 'submitted at once'}:")
     print(f"  Blender's own renders:   {own_total:7.1f} s  ({own_total / args.jobs / args.frames:.2f}"
           " s a frame)")
     print(f"  tilefarm serve:          {served:7.1f} s  ratio {served / own_total:.3f}x")
@@ -97,6 +98,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--case", choices=("render", "server"), default="render")
     parser.add_argument("--jobs", type=int, default=4, help="jobs for --case server")
+    parser.add_argument("--one-by-one", action="store_true",
+                        help="--case server: submit each job when the last is done")
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--resolution", default="640x360")

@@ -302,7 +302,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def take_entry(farm: Farm, entry: Path) -> list[str]:
     with farm.reader() as engine:
-        return take(engine.store, entry)
+        return take(engine.store, entry, farm.intake_runner)
 
 
 def job_outputs(engine: Any, job: str) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tilefarm.blender import runtimes
+from tilefarm.blender.runtimes import WarmRunner
 from tilefarm.engine.engine import Engine
 from tilefarm.pipelines.specs import packaged_specs
 from tilefarm.splitter.split import FACTS_CACHE_ENV
@@ -47,6 +49,8 @@ class Farm:
         self.snapshot: list[dict[str, Any]] = []
         self._last_states: dict[str, str] = {}
         self._dirty = threading.Event()
+        self._intake: dict[str, WarmRunner] = {}
+        self._intake_lock = threading.Lock()
         self._threads = [threading.Thread(target=self._schedule, daemon=True, name="scheduler"),
                          threading.Thread(target=self._watch, daemon=True, name="watcher")]
 
@@ -66,7 +70,18 @@ class Farm:
         for thread in self._threads:
             thread.join(timeout=10)
         (self.root / SERVER_FILE).unlink(missing_ok=True)
+        for runner in self._intake.values():
+            runner.close()
         self.engine.close()
+
+    def intake_runner(self, series: str) -> WarmRunner:
+        """The warm Blender of ``series`` that inspects uploaded jobs (one per runtime)."""
+        with self._intake_lock:
+            runner = self._intake.get(series)
+            if runner is None:
+                runner = self._intake[series] = WarmRunner(runtimes.find(series).runner(
+                    timeout=600))
+            return runner
 
     @contextmanager
     def reader(self) -> Iterator[Engine]:

@@ -19,9 +19,8 @@ from tilefarm.errors import JobSourceError, TilefarmError
 from tilefarm.plan.settings import JobSettings
 from tilefarm.splitter.contents import stage_job
 from tilefarm.splitter.intake import check_job_name, open_job
-from tilefarm.splitter.split import job_versions, plan_job
+from tilefarm.splitter.split import RunnerFor, job_versions, plan_job
 from tilefarm.splitter.variants import expanded
-from tilefarm.blender.runtimes import runner_for
 
 MAX_UPLOAD = 8 << 30  # bytes; a larger body is refused before it is read
 
@@ -65,18 +64,20 @@ def save_blend(data: bytes, name: str, folder: Path) -> Path:
     return target
 
 
-def take(store: Store, entry: Path, flags: JobSettings = JobSettings()) -> list[str]:
+def take(store: Store, entry: Path, runners: RunnerFor,
+         flags: JobSettings = JobSettings()) -> list[str]:
     """Plan every job ``entry`` makes (a template makes one per variant), then put them into
-    ``blends`` in one commit each; return the job names. Raise before putting anything."""
+    ``blends`` in one commit each; return the job names. Raise before putting anything.
+    ``runners`` gives the Blender of each runtime (the server's are warm)."""
     template = open_job(entry)
-    runner = runner_for(job_versions(template, flags).rendered_by)
+    runner = runners(job_versions(template, flags).rendered_by)
     names = []
     with tempfile.TemporaryDirectory(prefix="tilefarm-intake-") as tmp, \
             expanded(template, None, runner) as variants:
         staged = []
         for variant in variants:
             source = variant.source
-            plan_job(source, flags)  # the checks render makes, before anything is put
+            plan_job(source, flags, runners)  # the checks render makes, before anything is put
             staged.append((source.job, stage_job(source, source.settings.merged(flags),
                                                  Path(tmp) / source.job)))
         for job, entries in staged:
