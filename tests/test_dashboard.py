@@ -52,7 +52,7 @@ def test_the_dashboard_shows_and_steers_jobs_live(browser: Browser, scenes: Scen
 
         # A thumbnail per finished frame, loaded by the browser from the API.
         browser.evaluate("document.querySelector('tr[data-job=\"quick\"]').click()")
-        loaded = browser.wait("(() => { const imgs = [...document.querySelectorAll('img.thumb')];"
+        loaded = browser.wait("(() => { const imgs = [...document.querySelectorAll('img.thumb:not(.partial)')];"
                               " return imgs.length === 3 && imgs.every(i => i.complete && "
                               "i.naturalWidth === 64) && imgs.length; })()", 60,
                               "three loaded thumbnails")
@@ -66,6 +66,12 @@ def test_the_dashboard_shows_and_steers_jobs_live(browser: Browser, scenes: Scen
                  ".style.width || '0')")
         start = browser.evaluate(width)
         browser.wait(f"{width} > {start}", 120, "the long job's progress advancing")
+        # Its frames in flight show the tiles rendered so far.
+        browser.evaluate("document.querySelector('tr[data-job=\"long\"]').click()")
+        browser.wait("[...document.querySelectorAll('img.partial')].some(i => i.complete && "
+                     "i.naturalWidth === 160)", 60, "a frame in flight with its tiles")
+        assert browser.evaluate("getComputedStyle(document.getElementById('video')).display"
+                                ) == "none"  # quick's video is not shown for long
         screenshot = tmp_path / "dashboard.png"
         browser.screenshot(screenshot)
         assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import urllib.request
+
 import cv2
 import numpy as np
 import pytest
@@ -133,6 +135,13 @@ def test_pause_resume_and_cancel(tmp_path: Path) -> None:
             settled["tasks_done"], settled["frames_done"], "paused")  # nothing new started
         assert settled["tasks_done"] <= paused["tasks_done"] + 1  # at most the one running
         assert not busy_blenders(pid)
+        # A frame in flight shows the tiles rendered so far.
+        frame, tiles = next(iter(api(url, "GET", "/api/jobs/long")[1]["frames_in_flight"]
+                                 .items()))
+        with urllib.request.urlopen(f"{url}/api/jobs/long/frames/{frame}") as response:
+            assert response.headers["X-Tilefarm-Tiles"] == f"{tiles}/4"
+            partial = cv2.imdecode(np.frombuffer(response.read(), np.uint8), cv2.IMREAD_COLOR)
+        assert partial.shape == (90, 160, 3) and partial.any()
 
         assert run_cli("resume", "job", "long", "--server", url).returncode == 0
         wait_for(lambda: job(url, "long")["tasks_done"] > settled["tasks_done"], 120,  # type: ignore[index]

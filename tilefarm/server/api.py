@@ -40,7 +40,7 @@ from tilefarm.plan.frames import parse_frames
 from tilefarm.server import state
 from tilefarm.server.farm import Farm
 from tilefarm.server.intake import MAX_UPLOAD, intake_error, save_blend, take, unpack_tar
-from tilefarm.server.previews import thumbnail
+from tilefarm.server.previews import partial_frame, thumbnail
 
 JOB = r"(?P<job>[A-Za-z0-9_-][A-Za-z0-9._-]*)"
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -182,10 +182,18 @@ class Handler(BaseHTTPRequestHandler):
         with self.farm.reader() as engine:
             self._known(engine, job)
             info = state.frame_files(engine, job).get(int(frame))
-            if info is None:
-                raise ApiError(404, f"frame {int(frame)} of job {job!r} is not finished")
-            data = thumbnail(engine.store.object_path(info.hash))
-        self._send(200, data, "image/png")
+            if info is not None:
+                data = thumbnail(engine.store.object_path(info.hash))
+                self._send(200, data, "image/png")
+                return
+            tiles = state.tile_files(engine, job).get(int(frame))
+            plan = state.plan_of(engine, job)
+            if not tiles or plan is None:
+                raise ApiError(404, f"frame {int(frame)} of job {job!r} has no tile rendered yet")
+            data = partial_frame(plan["width"], plan["height"],
+                                 [(meta, engine.store.object_path(exr.hash)) for meta, exr in tiles])
+        self._send(200, data, "image/png",
+                   {"X-Tilefarm-Tiles": f"{len(tiles)}/{len(plan['tiles'])}"})
 
     def video(self, query: dict[str, list[str]], job: str) -> None:
         with self.farm.reader() as engine:

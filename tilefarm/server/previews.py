@@ -11,6 +11,7 @@ function, clipped to [0, 1]: an approximation that ignores the scene's view tran
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -26,7 +27,8 @@ def _exr_rgb(path: Path) -> np.ndarray:
         names = list(channels)
 
         def pick(letter: str) -> np.ndarray:
-            for name in (letter, *[n for n in names if n.endswith(f".{letter}")]):
+            combined = [n for n in names if n.endswith(f".Combined.{letter}")]
+            for name in (letter, *combined, *[n for n in names if n.endswith(f".{letter}")]):
                 if name in channels:
                     return np.asarray(channels[name].pixels, dtype=np.float32)
             raise ValueError(f"{path.name} has no {letter} channel")
@@ -44,6 +46,19 @@ def srgb(linear: np.ndarray) -> np.ndarray:
 EXR_MAGIC = b"\x76\x2f\x31\x01"
 
 
+def partial_frame(width: int, height: int, tiles: list[tuple[dict[str, Any], Path]]) -> bytes:
+    """A PNG thumbnail of a frame in flight: each finished tile (a raw EXR tile and its
+    metadata: ``planned`` and ``rendered`` rectangles in frame pixels) pasted where it goes,
+    through the sRGB approximation; tiles still rendering are black."""
+    canvas = np.zeros((height, width, 3), dtype=np.float32)
+    for meta, path in tiles:
+        t, r = meta["planned"], meta["rendered"]
+        rgb = _exr_rgb(path)
+        canvas[t["y0"]:t["y1"], t["x0"]:t["x1"]] = rgb[t["y0"] - r["y0"]:t["y1"] - r["y0"],
+                                                       t["x0"] - r["x0"]:t["x1"] - r["x0"]]
+    return _png(srgb(canvas), THUMB_WIDTH)
+
+
 def thumbnail(path: Path, width: int = THUMB_WIDTH) -> bytes:
     """A PNG of the frame stored at ``path`` (any name: the store keeps objects by hash),
     ``width`` pixels wide at most."""
@@ -55,6 +70,10 @@ def thumbnail(path: Path, width: int = THUMB_WIDTH) -> bytes:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise ValueError(f"{path.name} is not an image opencv reads")
+    return _png(image, width)
+
+
+def _png(image: np.ndarray, width: int) -> bytes:
     height, current = image.shape[:2]
     if current > width:
         image = cv2.resize(image, (width, max(1, round(height * width / current))),

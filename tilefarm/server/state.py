@@ -39,6 +39,7 @@ class JobView:
     video: bool
     progress: float  # 0-1: tasks rendered and frames merged, of all there are
     frames: list[int] = field(default_factory=list)  # the frames done, for thumbnails
+    frames_in_flight: dict[str, int] = field(default_factory=dict)  # frame -> tiles rendered
 
     def document(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,6 +148,19 @@ def task_seconds(engine: Engine, job: str) -> dict[int, float]:
     return dict(sorted(seconds.items()))
 
 
+def tile_files(engine: Engine, job: str) -> dict[int, list[tuple[dict[str, Any], FileInfo]]]:
+    """Frame -> its finished raw tiles (metadata, EXR), from the renderer's datum outputs."""
+    rows = datum_rows(engine, current_jobs(engine, job), job).get("renderer", [])
+    files = {info.path: info for _, info in outputs(engine, "renderer", rows)}
+    tiles: dict[int, list[tuple[dict[str, Any], FileInfo]]] = {}
+    for path, info in files.items():
+        exr = files.get(path.removesuffix(".json") + ".exr")
+        if path.endswith(".json") and "/tiles/" in path and exr is not None:
+            meta = _read(engine, info)
+            tiles.setdefault(int(meta["frame"]), []).append((meta, exr))
+    return tiles
+
+
 def video_file(engine: Engine, job: str) -> FileInfo | None:
     rows = datum_rows(engine, current_jobs(engine, job), job).get("encoder", [])
     for _, info in outputs(engine, "encoder", rows):
@@ -203,7 +217,9 @@ def view(engine: Engine, job: str, running: bool) -> JobView:
     return JobView(job=job, state=state, frames_done=len(merged), frames_total=frames_total,
                    eta_s=eta, priority=control.priority, elapsed_s=round(max(0.0, elapsed), 1),
                    workers=workers, tasks_done=tasks_done, tasks_total=len(tasks), error=error,
-                   video=has_video, progress=round(progress, 4), frames=merged)
+                   video=has_video, progress=round(progress, 4), frames=merged,
+                   frames_in_flight={str(f): len(t) for f, t in sorted(
+                       tile_files(engine, job).items()) if f not in merged} if plan else {})
 
 
 def all_views(engine: Engine, running: bool) -> list[JobView]:

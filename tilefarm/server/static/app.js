@@ -88,7 +88,7 @@ function chart(seconds) {
   const svg = $("chart");
   const entries = Object.entries(seconds);
   const max = Math.max(0.001, ...entries.map(([, s]) => s));
-  const width = 600 / Math.max(1, entries.length);
+  const width = Math.min(40, 600 / Math.max(1, entries.length));
   svg.innerHTML = entries.map(([frame, s], i) =>
     `<rect x="${i * width + 1}" y="${120 - 110 * s / max}" width="${Math.max(1, width - 2)}" height="${110 * s / max}"><title>frame ${frame}: ${s.toFixed(2)} s</title></rect>`).join("");
 }
@@ -98,36 +98,48 @@ async function refreshDetail() {
   const response = await fetch(`/api/jobs/${encodeURIComponent(job)}`);
   if (!response.ok || job !== selected) return;
   const detail = await response.json();
-  const key = JSON.stringify([detail.state, detail.frames, detail.video, detail.failures.length, detail.log.length]);
+  const key = JSON.stringify([detail.state, detail.frames, detail.frames_in_flight, detail.video, detail.failures.length, detail.log.length]);
   if (key === lastDetail) return;
   lastDetail = key;
   $("detail").hidden = false;
   $("detail-title").textContent = `${detail.job}: ${detail.frames_done}/${detail.frames_total} frames, ${detail.tasks_done}/${detail.tasks_total} tasks`;
   $("detail-error").hidden = !detail.error;
   $("detail-error").textContent = detail.error || "";
+  // Finished frames, and frames in flight with the tiles rendered so far (black: to come).
   const grid = $("frames");
-  const done = new Set(detail.frames);
-  const have = new Set([...grid.querySelectorAll("figure img")].map((img) => Number(img.dataset.frame)));
-  if (grid.dataset.job !== job) { grid.innerHTML = ""; grid.dataset.job = job; have.clear(); }
-  for (const frame of detail.frames) {
-    if (have.has(frame)) continue;
-    const figure = document.createElement("figure");
-    const img = document.createElement("img");
-    img.className = "thumb";
-    img.dataset.frame = frame;
-    img.alt = `frame ${frame}`;
-    img.src = `/api/jobs/${encodeURIComponent(job)}/frames/${frame}?v=${Date.now()}`;
-    const caption = document.createElement("figcaption");
-    caption.textContent = `frame ${frame}`;
-    figure.append(img, caption);
-    const after = [...grid.querySelectorAll("figure")].find((f) => Number(f.querySelector("img").dataset.frame) > frame);
-    grid.insertBefore(figure, after || null);
+  if (grid.dataset.job !== job) { grid.innerHTML = ""; grid.dataset.job = job; }
+  const wanted = new Map(detail.frames.map((f) => [f, "done"]));
+  for (const [frame, tiles] of Object.entries(detail.frames_in_flight)) wanted.set(Number(frame), `tiles-${tiles}`);
+  for (const img of [...grid.querySelectorAll("img")]) if (!wanted.has(Number(img.dataset.frame))) img.parentElement.remove();
+  for (const frame of [...wanted.keys()].sort((a, b) => a - b)) {
+    const version = wanted.get(frame);
+    let img = grid.querySelector(`img[data-frame="${frame}"]`);
+    if (!img) {
+      const figure = document.createElement("figure");
+      img = document.createElement("img");
+      img.dataset.frame = frame;
+      img.alt = `frame ${frame}`;
+      const caption = document.createElement("figcaption");
+      figure.append(img, caption);
+      const after = [...grid.querySelectorAll("figure")].find((f) => Number(f.querySelector("img").dataset.frame) > frame);
+      grid.insertBefore(figure, after || null);
+    }
+    if (img.dataset.version !== version) {
+      img.dataset.version = version;
+      img.className = version === "done" ? "thumb" : "thumb partial";
+      img.parentElement.classList.toggle("pending", version !== "done");
+      img.parentElement.querySelector("figcaption").textContent =
+        version === "done" ? `frame ${frame}` : `frame ${frame}: ${version.slice(6)} tile(s)`;
+      img.src = `/api/jobs/${encodeURIComponent(job)}/frames/${frame}?v=${version}`;
+    }
   }
-  for (const img of [...grid.querySelectorAll("img")]) if (!done.has(Number(img.dataset.frame))) img.parentElement.remove();
   const video = $("video");
   video.hidden = !detail.video;
-  if (detail.video && !video.src) video.src = `/api/jobs/${encodeURIComponent(job)}/video`;
-  if (!detail.video) video.removeAttribute("src");
+  const source = detail.video ? `/api/jobs/${encodeURIComponent(job)}/video?v=${detail.frames.length}` : "";
+  if (video.dataset.source !== source) {
+    video.dataset.source = source;
+    if (source) video.src = source; else { video.removeAttribute("src"); video.load(); }
+  }
   chart(detail.seconds_per_frame);
   $("failures").innerHTML = "";
   for (const f of detail.failures) {
