@@ -20,10 +20,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tilefarm.engine.control import ALL, Control, shot_of_paths
+from tilefarm.engine.control import ALL, Control, JobControl, shot_of_paths
 from tilefarm.engine.datums import Datum
 from tilefarm.engine.store import Store
 from tilefarm.pipelines.specs import PipelineSpec
@@ -42,7 +43,7 @@ class DatumRun:
     error: str = ""
     order: int = 0  # its place in the job, for a stable order among equal priorities
 
-    @property
+    @cached_property
     def shot(self) -> str | None:
         """The render job this datum belongs to (``control.shot_of_paths``)."""
         return shot_of_paths([part.path for part in self.datum.parts])
@@ -104,10 +105,15 @@ class JobWorkers:
 
     # -- shared ----------------------------------------------------------------------------
 
-    def held(self, run: DatumRun) -> bool:
+    def held(self, run: DatumRun, controls: dict[str, JobControl] | None = None) -> bool:
+        """Whether ``run``'s shot is paused or cancelled (``controls``: a snapshot of
+        ``Control.all()``, read once for a whole queue)."""
         if self.control is None or run.shot is None:
             return False
-        return run.shot in self.held_at_start or self.control.get(run.shot).held
+        if run.shot in self.held_at_start:
+            return True
+        state = (controls if controls is not None else self.control.all()).get(run.shot)
+        return state is not None and state.held
 
     def next_run(self) -> DatumRun | None:
         """The pending datum of the highest-priority shot not paused or cancelled; the
@@ -119,10 +125,13 @@ class JobWorkers:
                     return None
                 if self.control is None:
                     return self.queue.popleft() if self.queue else None
-                controls = self.control.all()
+                controls = self.control.all()  # one read for the whole queue
+                if not self.held_at_start and not any(c.held or c.priority
+                                                      for c in controls.values()):
+                    return self.queue.popleft() if self.queue else None  # nothing steered
                 runnable = []
                 for run in list(self.queue):
-                    if self.held(run):
+                    if self.held(run, controls):
                         self.queue.remove(run)
                         deferred.append(run)
                     else:
@@ -139,8 +148,10 @@ class JobWorkers:
 
     def has_runnable(self) -> bool:
         """Whether a pending datum may start now (not of a paused or cancelled shot)."""
+        controls = self.control.all() if self.control is not None else {}
         with self.lock:
-            return not self.stopping.is_set() and any(not self.held(r) for r in self.queue)
+            return not self.stopping.is_set() and any(not self.held(r, controls)
+                                                      for r in self.queue)
 
     def _defer(self, run: DatumRun) -> None:
         if self.defer_cb is not None:
