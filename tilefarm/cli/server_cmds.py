@@ -12,7 +12,6 @@ from pathlib import Path
 from tilefarm.engine.engine import ROOT_ENV
 from tilefarm.errors import UsageError
 from tilefarm.server.client import Client, server_of_store
-from tilefarm.server.serve import serve
 from tilefarm.splitter.intake import check_job_name
 
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
@@ -38,6 +37,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"{args.port} is not a port; use 1-65535 (0: any free one)",
                          flag="--port")
+    from tilefarm.server.serve import serve  # the HTTP side (opencv, OpenEXR) only when serving
+
     root = Path(args.root) if args.root else Path(os.environ.get(ROOT_ENV) or ".tilefarm")
     return serve(root, host=args.host, port=args.port, workers=args.workers, token=args.token,
                  notify=args.notify)
