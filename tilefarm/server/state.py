@@ -124,23 +124,31 @@ def outputs(engine: Engine, pipeline: str, rows: list[Any]) -> list[tuple[str, F
     return found
 
 
-def frame_files(engine: Engine, job: str) -> dict[int, FileInfo]:
+Rows = dict[str, list[Any]]  # pipeline -> the job's datum rows (``datum_rows``)
+
+
+def job_rows(engine: Engine, job: str, rows: Rows | None = None) -> Rows:
+    """``rows`` if the caller has them, else the job's datum rows read now."""
+    return rows if rows is not None else datum_rows(engine, current_jobs(engine, job), job)
+
+
+def frame_files(engine: Engine, job: str, rows: Rows | None = None) -> dict[int, FileInfo]:
     """Frame number -> the merged frame (or, where the format is not PNG/JPEG, its preview)."""
-    rows = datum_rows(engine, current_jobs(engine, job), job).get("merger", [])
+    merger = job_rows(engine, job, rows).get("merger", [])
     frames: dict[int, FileInfo] = {}
     previews: dict[int, FileInfo] = {}
-    for _, info in outputs(engine, "merger", rows):
+    for _, info in outputs(engine, "merger", merger):
         parts = info.path.strip("/").split("/")
         if len(parts) == 3 and parts[1] in ("frames", "previews") and parts[2][:6].isdigit():
             (previews if parts[1] == "previews" else frames)[int(parts[2][:6])] = info
     return {**frames, **previews}
 
 
-def task_seconds(engine: Engine, job: str) -> dict[int, float]:
+def task_seconds(engine: Engine, job: str, rows: Rows | None = None) -> dict[int, float]:
     """Render seconds per frame (its tiles' ``render_seconds`` summed), from the renderer."""
-    rows = datum_rows(engine, current_jobs(engine, job), job).get("renderer", [])
+    renderer = job_rows(engine, job, rows).get("renderer", [])
     seconds: dict[int, float] = {}
-    for _, info in outputs(engine, "renderer", rows):
+    for _, info in outputs(engine, "renderer", renderer):
         if info.path.endswith(".json") and "/tiles/" in info.path:
             meta = _read(engine, info)
             seconds[int(meta["frame"])] = seconds.get(int(meta["frame"]), 0.0) + float(
@@ -148,10 +156,11 @@ def task_seconds(engine: Engine, job: str) -> dict[int, float]:
     return dict(sorted(seconds.items()))
 
 
-def tile_files(engine: Engine, job: str) -> dict[int, list[tuple[dict[str, Any], FileInfo]]]:
+def tile_files(engine: Engine, job: str,
+               rows: Rows | None = None) -> dict[int, list[tuple[dict[str, Any], FileInfo]]]:
     """Frame -> its finished raw tiles (metadata, EXR), from the renderer's datum outputs."""
-    rows = datum_rows(engine, current_jobs(engine, job), job).get("renderer", [])
-    files = {info.path: info for _, info in outputs(engine, "renderer", rows)}
+    renderer = job_rows(engine, job, rows).get("renderer", [])
+    files = {info.path: info for _, info in outputs(engine, "renderer", renderer)}
     tiles: dict[int, list[tuple[dict[str, Any], FileInfo]]] = {}
     for path, info in files.items():
         exr = files.get(path.removesuffix(".json") + ".exr")
@@ -161,9 +170,9 @@ def tile_files(engine: Engine, job: str) -> dict[int, list[tuple[dict[str, Any],
     return tiles
 
 
-def video_file(engine: Engine, job: str) -> FileInfo | None:
-    rows = datum_rows(engine, current_jobs(engine, job), job).get("encoder", [])
-    for _, info in outputs(engine, "encoder", rows):
+def video_file(engine: Engine, job: str, rows: Rows | None = None) -> FileInfo | None:
+    encoder = job_rows(engine, job, rows).get("encoder", [])
+    for _, info in outputs(engine, "encoder", encoder):
         if info.path == f"/{job}/{job}.mp4":
             return info
     return None
@@ -176,7 +185,7 @@ def view(engine: Engine, job: str, running: bool) -> JobView:
     plan = plan_of(engine, job)
     control = engine.control.get(job)
     frames_total = len(plan["frames"]) if plan else 0
-    merged = sorted(frame_files(engine, job)) if plan else []
+    merged = sorted(frame_files(engine, job, rows)) if plan else []
     tasks = rows.get("renderer", [])
     tasks_done = sum(1 for d in tasks if d["state"] in ("success", "skipped"))
     failed = [d for r in rows.values() for d in r if d["state"] == "failed"]
@@ -185,7 +194,7 @@ def view(engine: Engine, job: str, running: bool) -> JobView:
     if split is not None and split["state"] == "failure" and plan is None:
         error = split["error"]
     video_wanted = bool(plan and plan.get("video", {}).get("enabled", True))
-    has_video = video_file(engine, job) is not None
+    has_video = video_file(engine, job, rows) is not None
     finished = plan is not None and len(merged) >= frames_total and (has_video or not video_wanted)
     started = min((r["started"] for r in jobs if r["started"]), default=None)
     ended = max((d["finished"] or 0 for r in rows.values() for d in r), default=0) or None
@@ -219,7 +228,7 @@ def view(engine: Engine, job: str, running: bool) -> JobView:
                    workers=workers, tasks_done=tasks_done, tasks_total=len(tasks), error=error,
                    video=has_video, progress=round(progress, 4), frames=merged,
                    frames_in_flight={str(f): len(t) for f, t in sorted(
-                       tile_files(engine, job).items()) if f not in merged} if plan else {})
+                       tile_files(engine, job, rows).items()) if f not in merged} if plan else {})
 
 
 def all_views(engine: Engine, running: bool) -> list[JobView]:
@@ -228,7 +237,7 @@ def all_views(engine: Engine, running: bool) -> list[JobView]:
 
 def failures(engine: Engine, job: str) -> list[dict[str, str]]:
     """Each failed datum of the job: its pipeline, inputs and one-line error."""
-    rows = datum_rows(engine, current_jobs(engine, job), job)
+    rows = job_rows(engine, job)
     return [{"pipeline": pipeline, "datum": d["id"][:12],
              "inputs": ", ".join(p for _, p in json.loads(d["inputs"])),
              "error": " ".join((d["error"] or "").split())}
