@@ -28,7 +28,12 @@ def test_an_older_file_renders_with_the_nearest_newer_runtime_and_says_so() -> N
     assert chosen.rendered_by == "5.2"
     assert chosen.note == ("saved by Blender 5.1, rendered with Blender 5.2, the nearest newer "
                            "runtime installed (for an exact match: tilefarm blender install 5.1)")
-    assert choose_runtime("2.93", HERE).rendered_by == "4.5"
+    old = choose_runtime("2.79", HERE)
+    assert old.rendered_by == "4.5"
+    # Only a hint that works: PyPI has no bpy 2.79, and no runtime can be older than 4.2.
+    assert old.note == ("saved by Blender 2.79, rendered with Blender 4.5, the nearest newer "
+                        "runtime installed (Blender 2.79 cannot be installed as a runtime: "
+                        "PyPI's bpy and tilefarm's Blender-side scripts start at 4.2)")
     # Numbers, not strings: 4.10 is newer than 4.9 and older than 5.0.
     assert choose_runtime("4.9", ["4.10", "5.0"]).rendered_by == "4.10"
 
@@ -55,8 +60,8 @@ def test_the_blender_setting_overrides_and_must_name_an_installed_runtime() -> N
 
 def test_pypi_wheels_decide_the_python_of_a_runtime() -> None:
     """Measured with pip index (docs/blender-versions.md): one Python per bpy series."""
-    assert [runtime_install.python_for(s) for s in ("4.1", "4.2", "4.5", "5.0", "5.1", "5.2")] \
-        == ["3.10", "3.11", "3.11", "3.11", "3.13", "3.13"]
+    assert [runtime_install.python_for(s) for s in ("4.2", "4.5", "5.0", "5.1", "5.2", "5.3")] \
+        == ["3.11", "3.11", "3.11", "3.13", "3.13", "3.13"]
 
 
 def _script(path: Path, body: str) -> Path:
@@ -84,10 +89,13 @@ def test_a_pyenv_shim_is_passed_over_for_the_interpreter_pyenv_keeps(
 def test_install_without_the_python_it_needs_says_what_is_missing(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "PYENV_ROOT": str(tmp_path / "none"),
            "HOME": str(tmp_path), "TILEFARM_RUNTIMES": str(tmp_path / "runtimes")}
-    proc = run_cli("blender", "install", "4.1", env=env)
-    assert_one_line_error(proc, "--python", "bpy 4.1 is built for Python 3.10, which was not "
+    proc = run_cli("blender", "install", "5.2", env=env)
+    assert_one_line_error(proc, "--python", "bpy 5.2 is built for Python 3.13, which was not "
                           "found", "--python PATH")
-    assert not (tmp_path / "runtimes" / "4.1").exists()
+    assert not (tmp_path / "runtimes" / "5.2").exists()
+    for old in ("2.79", "4.1"):  # no bpy on PyPI, and older than the Blender-side scripts
+        assert_one_line_error(run_cli("blender", "install", old, env=env), "VERSION",
+                              f"Blender {old} cannot be a runtime", "use 4.2 or later")
     assert_one_line_error(run_cli("blender", "install", "five", env=env),
                           "'five' is not a Blender version")
 

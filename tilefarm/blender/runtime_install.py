@@ -24,16 +24,15 @@ from typing import Any
 from tilefarm.blender.runtimes import RUNTIME_FILE, Runtime, executable_version, read_runtime, \
     runtimes_root, series_of
 from tilefarm.errors import BlenderError, UsageError
-from tilefarm.plan.versions import SERIES, series_key
+from tilefarm.plan.versions import OLDEST_RUNTIME, SERIES, installable, series_key
 
 Run = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
 def python_for(series: str) -> str:
-    """The Python version PyPI's ``bpy`` wheels of ``series`` are built for."""
+    """The Python version PyPI's ``bpy`` wheels of ``series`` are built for (``series`` is
+    at least ``versions.OLDEST_RUNTIME``: ``check_series`` refuses older ones)."""
     key = series_key(series)
-    if key < (4, 2):
-        return "3.10"
     if key <= (5, 0):
         return "3.11"
     return "3.13"
@@ -85,7 +84,12 @@ def check_series(series: str) -> str:
     if SERIES.fullmatch(series.strip()) is None:
         raise UsageError(f"{series!r} is not a Blender version; give major.minor, e.g. 4.5, "
                          "5.0 or 5.2", flag="VERSION")
-    return "%d.%d" % series_key(series)
+    series = "%d.%d" % series_key(series)
+    if not installable(series):
+        raise UsageError(f"Blender {series} cannot be a runtime: PyPI's bpy and tilefarm's "
+                         "Blender-side scripts start at %d.%d; use 4.2 or later" % OLDEST_RUNTIME,
+                         flag="VERSION")
+    return series
 
 
 def install(series: str, *, python: str | None = None, root: Path | None = None,

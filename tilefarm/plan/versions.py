@@ -26,8 +26,28 @@ def series_key(series: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+# The oldest Blender a runtime can be: PyPI's ``bpy`` wheels start at 4.2 (measured with
+# ``pip index versions bpy``: 4.2-5.0 for Python 3.11, 5.1 and later for 3.13; none for any
+# older Python), and tilefarm's Blender-side scripts use the 4.2+ API (side/compat.py).
+OLDEST_RUNTIME = (4, 2)
+
+
+def installable(series: str) -> bool:
+    """Whether ``tilefarm blender install`` can make a runtime of ``series`` at all (from
+    PyPI, or from a Blender binary given with ``--executable``)."""
+    return series_key(series) >= OLDEST_RUNTIME
+
+
 def install_hint(series: str) -> str:
+    """The command that installs a runtime of ``series``; ``installable`` must hold."""
     return f"tilefarm blender install {series}"
+
+
+def _exact_match_hint(series: str) -> str:
+    if installable(series):
+        return f"for an exact match: {install_hint(series)}"
+    return (f"Blender {series} cannot be installed as a runtime: PyPI's bpy and tilefarm's "
+            "Blender-side scripts start at %d.%d" % OLDEST_RUNTIME)
 
 
 def _listing(available: Sequence[str]) -> str:
@@ -52,9 +72,10 @@ def choose_runtime(saved_by: str, available: Sequence[str], *, wanted: str | Non
             f"saved by Blender {saved_by}, rendered with Blender {wanted} as {flag} asks")
         return Versions(saved_by, wanted, note)
     if not available:
+        series = saved_by if installable(saved_by) else "4.5"
         raise SceneError(f"the file was saved by Blender {saved_by}, and no Blender runtime is "
                          "installed (PyPI has no bpy for this Python); install one with: "
-                         f"{install_hint(saved_by)}", path=where or None)
+                         f"{install_hint(series)}", path=where or None)
     if saved_by in available:
         return Versions(saved_by, saved_by, None)
     newer = sorted((s for s in available if series_key(s) > series_key(saved_by)),
@@ -65,5 +86,5 @@ def choose_runtime(saved_by: str, available: Sequence[str], *, wanted: str | Non
                          f"from the artist's; install one with: {install_hint(saved_by)}",
                          path=where or None)
     return Versions(saved_by, newer[0], f"saved by Blender {saved_by}, rendered with Blender "
-                    f"{newer[0]}, the nearest newer runtime installed (for an exact match: "
-                    f"{install_hint(saved_by)})")
+                    f"{newer[0]}, the nearest newer runtime installed "
+                    f"({_exact_match_hint(saved_by)})")
