@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from tilefarm.errors import JobSourceError, SettingsError
+from tilefarm.plan.facts import SceneFacts
 from tilefarm.plan.model import DependencyEntry
 from tilefarm.plan.schemas import dump
 from tilefarm.plan.settings import SETTINGS_FILE, JobSettings
@@ -36,21 +37,43 @@ class Contents:
 
     packed: Packed
     settings_files: list[tuple[str, Path]]  # (path inside the job, file) named by settings
-
-    @property
-    def missing(self) -> list[Dependency]:
-        return self.packed.missing
+    missing: list[Dependency]  # missing files the render reads (or may: no facts said not)
+    unread_missing: list[Dependency]  # missing files the render never reads (facts say so)
 
 
-def job_contents(source: JobSource, settings: JobSettings, work: Path) -> Contents:
+def job_contents(source: JobSource, settings: JobSettings, work: Path,
+                 facts: SceneFacts | None = None) -> Contents:
     """Pack ``source`` (rewritten .blend files go into ``work``) and check it: missing files
-    are refused unless ``allow_missing``; files named by settings must be inside the job."""
+    the render reads are refused unless ``allow_missing``; files named by settings must be
+    inside the job. Only ``facts`` (the scene inspected) can tell that a missing file is
+    never read, so without them every missing file counts."""
     packed = pack(source.blend, source.root, work)
-    if packed.missing and not settings.allow_missing:
-        raise JobSourceError(missing_text(packed.missing) + "; put them back, or pass "
+    unread = unread_paths(source, facts)
+    missing = [dep for dep in packed.missing if os.path.normpath(dep.resolved) not in unread]
+    if missing and not settings.allow_missing:
+        raise JobSourceError(missing_text(missing) + "; put them back, or pass "
                              "--allow-missing (\"allow_missing\": true) to render without them",
                              path=source.blend)
-    return Contents(packed, settings_files(source, settings))
+    return Contents(packed, settings_files(source, settings), missing,
+                    [dep for dep in packed.missing if dep not in missing])
+
+
+def unread_paths(source: JobSource, facts: SceneFacts | None) -> dict[str, str]:
+    """{absolute path: why} of the files the .blend names that rendering never reads."""
+    if facts is None:
+        return {}
+    folder = source.blend.parent.absolute()
+    return {os.path.normpath(folder / entry.path): entry.why for entry in facts.unread_files}
+
+
+def unread_notes(source: JobSource, facts: SceneFacts) -> list[str]:
+    """One line per file the .blend names that the render never reads: the plan's notes."""
+    folder = source.blend.parent.absolute()
+    notes = []
+    for entry in facts.unread_files:
+        state = "" if (folder / entry.path).exists() else "missing, and "
+        notes.append(f"{entry.path}: {state}not read to render ({entry.why})")
+    return notes
 
 
 # Tokens Blender keeps in the path of a set of files (UDIM tiles); BAT expands them itself.
@@ -118,12 +141,14 @@ def settings_files(source: JobSource, settings: JobSettings) -> list[tuple[str, 
     return [(name.as_posix(), path)]
 
 
-def stage_job(source: JobSource, settings: JobSettings, staging: Path) -> list[tuple[str, Path]]:
+def stage_job(source: JobSource, settings: JobSettings, staging: Path,
+              facts: SceneFacts | None = None) -> list[tuple[str, Path]]:
     """The files the job puts into ``blends``, packed: the main .blend and every dependency at
     relative paths inside ``/<job>/`` (rewritten .blend files staged under ``staging``), the
     files its settings name, and ``tilefarm.json`` carrying the merged settings so every
-    engine plans the same. A lone .blend that needs nothing else stays ``/<job>.blend``."""
-    contents = job_contents(source, settings, staging / source.job / "packed")  # per job: no clash
+    engine plans the same. A lone .blend that needs nothing else stays ``/<job>.blend``.
+    ``facts`` (the plan's) excuse missing files the render never reads."""
+    contents = job_contents(source, settings, staging / source.job / "packed", facts)
     document = {k: v for k, v in dump(settings).items() if v is not None}
     if isinstance(document.get("video"), dict):
         document["video"] = {k: v for k, v in document["video"].items() if v is not None}
@@ -146,11 +171,13 @@ def stage_job(source: JobSource, settings: JobSettings, staging: Path) -> list[t
     return staged
 
 
-def dependency_listing(source: JobSource, settings: JobSettings) -> list[DependencyEntry]:
+def dependency_listing(source: JobSource, settings: JobSettings,
+                       facts: SceneFacts | None = None) -> list[DependencyEntry]:
     """Every file the job needs but its main .blend, as packed (path inside the job, bytes),
-    then the missing ones as the .blend names them; raises as ``job_contents`` does."""
+    then the missing ones the render reads as the .blend names them; raises as
+    ``job_contents`` does."""
     with tempfile.TemporaryDirectory(prefix="tilefarm-pack-") as tmp:
-        contents = job_contents(source, settings, Path(tmp))
+        contents = job_contents(source, settings, Path(tmp), facts)
         found = [DependencyEntry(path, file.stat().st_size, False)
                  for path, file in [*contents.packed.entries, *contents.settings_files]
                  if path != source.blend.name]

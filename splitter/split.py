@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from tilefarm.splitter.contents import check_traced, dependency_listing
+from tilefarm.splitter.contents import check_traced, dependency_listing, unread_notes
 from tilefarm.splitter.intake import JobSource
 
 from tilefarm import __version__
@@ -90,12 +90,14 @@ def plan_job(source: JobSource, flags: JobSettings,
         if getattr(flags, field.name) is not None:
             origins[field.name] = f"--{field.name}"
     versions = job_versions(source, flags)  # a file no runtime can render is refused first
-    dependencies = dependency_listing(source, settings)  # refuses missing files up front
+    # Blender opens a file whose dependencies are missing: inspecting first tells which
+    # missing files the render really reads (only those are refused).
     facts = inspect(source, settings.scene, runner_for(versions.rendered_by))
+    dependencies = dependency_listing(source, settings, facts)  # refuses missing files up front
     check_traced(source, facts.files)
     return make_plan(source.job, source.relative_blend, facts, settings, origins,
                      source=str(source.blend), dependencies=dependencies,
-                     versions=versions)
+                     versions=versions, notes=unread_notes(source, facts))
 
 
 def plan_document(plan: Plan) -> object:

@@ -22,5 +22,6 @@ def make_facts(**overrides: Any) -> SceneFacts:
         output=Output("PNG", ".png", "RGBA", "8", "ZIP", 90, 15, False, "AgX", "None", 0.0, 1.0,
                       "sRGB", 1.0),
         motion_blur=False, use_sequencer=True, sequencer_strips=0, sound_strips=[],
-        freestyle_script=False, freestyle=False, path_guiding=False, grease_pencil="", files=[])
+        freestyle_script=False, freestyle=False, path_guiding=False, grease_pencil="", files=[],
+        unread_files=[])
     return dataclasses.replace(base, **overrides)

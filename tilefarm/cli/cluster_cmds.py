@@ -56,8 +56,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
             expanded(template, args.variant, runner) as variants:
         for variant in variants:  # a job with no variants is its own one
             source = variant.source
-            plan_job(source, flags)  # the same checks as render, before anything is put
-            entries = stage_job(source, source.settings.merged(flags), Path(tmp) / source.job)
+            plan = plan_job(source, flags)  # the same checks as render, before anything is put
+            entries = stage_job(source, source.settings.merged(flags), Path(tmp) / source.job,
+                                plan.facts)
             if args.server:
                 jobs = Client(args.server, args.token).submit(entries)
                 print(f"submitted {', '.join(jobs)} to {args.server}: {len(entries)} file(s)")

@@ -54,9 +54,10 @@ def cmd_pack(args: argparse.Namespace) -> int:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"{out} exists and is not an empty directory; name a new one",
                          flag="-o")
+    plan = plan_job(source, flags)  # the checks render makes: which missing files matter
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tilefarm-pack-") as tmp:
-        entries = stage_job(source, source.settings.merged(flags), Path(tmp))
+        entries = stage_job(source, source.settings.merged(flags), Path(tmp), plan.facts)
         staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         try:
             for path, file in entries:  # "/<job>/<inside>", or "/<job>.blend" for a lone file

@@ -101,7 +101,8 @@ def _file(store: Store, repo: str, path: str) -> FileInfo | None:
 
 
 def _say(job: str, plan: Plan) -> None:
-    """The one-line notices of a plan: missing files allowed, another Blender, whole frames."""
+    """The one-line notices of a plan: missing files allowed, another Blender, whole frames,
+    and its notes (files the render never reads, a movie written as frames)."""
     missing = [d for d in plan.dependencies if d.missing]
     if missing:
         print(f"tilefarm: warning: {job}: {len(missing)} missing file(s), rendering without "
@@ -112,6 +113,8 @@ def _say(job: str, plan: Plan) -> None:
     if plan.tiling.reason is not None:
         print(f"{job}: rendering whole frames instead of {plan.tiling.requested} tiles: "
               f"{plan.tiling.reason}")
+    for note in plan.notes:
+        print(f"{job}: note: {note}")
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -149,7 +152,8 @@ def cmd_render(args: argparse.Namespace) -> int:
                                             "command", path=raw)
                     plan = plan_job(source, flags)  # the splitter's checks, up front
                     _say(source.job, plan)
-                    entries += stage_job(source, source.settings.merged(flags), Path(tmp))
+                    entries += stage_job(source, source.settings.merged(flags), Path(tmp),
+                                         plan.facts)
                     jobs.append(source.job)
             except TilefarmError as exc:
                 outcomes.append(JobOutcome(Path(raw).stem, False, str(exc)))

@@ -33,9 +33,9 @@ def render_via_server(args: argparse.Namespace, flags: JobSettings, url: str) ->
             with expanded(template, args.variant, runner) as variants:
                 for variant in variants:
                     source = variant.source
-                    plan_job(source, flags)  # the checks render makes, up front
+                    plan = plan_job(source, flags)  # the checks render makes, up front
                     jobs += client.submit(stage_job(source, source.settings.merged(flags),
-                                                    Path(tmp) / source.job))
+                                                    Path(tmp) / source.job, plan.facts))
     print(f"tilefarm: the server at {url} owns this store: submitted {', '.join(jobs)}; "
           "waiting for it", flush=True)
     while True:

@@ -89,6 +89,15 @@ class SoundStrip:
 
 
 @dataclass(frozen=True)
+class UnreadFile:
+    """A file the .blend names that rendering never reads: a weak library reference, a Text
+    datablock's file, a datablock the scene does not use."""
+
+    path: str  # relative to the .blend's folder
+    why: str
+
+
+@dataclass(frozen=True)
 class SceneFacts:
     blender_version: str
     scene: str
@@ -122,5 +131,6 @@ class SceneFacts:
     freestyle: bool  # render.use_freestyle, and a rendered view layer draws Freestyle lines
     path_guiding: bool  # Cycles path guiding (cycles.use_guiding)
     grease_pencil: str  # "effects", "strokes" or "" (no Grease Pencil rendered)
-    files: list[str]  # the external files Blender reads (bpy.utils.blend_paths), relative to
-    # the .blend's folder
+    files: list[str]  # the external files Blender reads to render the scene (side/reads.py),
+    # relative to the .blend's folder
+    unread_files: list[UnreadFile]  # files the .blend names that the render never reads

@@ -119,6 +119,9 @@ class Plan:
     dependencies: list[DependencyEntry]
     dependencies_bytes: int  # their total size
     blender: Versions
+    # One line each on what tilefarm noticed and went past: files the .blend names that the
+    # render never reads, an output format replaced by frames and a video.
+    notes: list[str]
 
     @property
     def tiled(self) -> bool:

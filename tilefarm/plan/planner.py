@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from tilefarm.errors import SceneError, UsageError
 from tilefarm.plan.facts import SceneFacts
-from tilefarm.plan.formats import frame_format
+from tilefarm.plan.formats import FORMATS, MOVIE_FORMATS, FrameFormat, frame_format, movie_note
 from tilefarm.plan.frames import parse_frames, scene_frames
 from tilefarm.plan.model import (
     PLAN_VERSION,
@@ -29,13 +29,15 @@ DEFAULT_VIDEO = VideoSpec(enabled=True, codec="h264", crf=18, preset="medium", a
 
 def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
               origins: Mapping[str, str] | None = None, source: str | None = None,
-              dependencies: Sequence[DependencyEntry] = (), versions: Versions | None = None) -> Plan:
+              dependencies: Sequence[DependencyEntry] = (), versions: Versions | None = None,
+              notes: Sequence[str] = ()) -> Plan:
     """Plan ``job``: which frames, tiles and tasks, in what order.
 
     ``origins`` names where each setting came from (``--tiles``, ``tilefarm.json: tiles``)
     so errors point at the flag or file the user wrote; ``source`` is the .blend's path
     as the user knows it, for scene errors. ``versions`` is the runtime chosen for the file
-    (``versions.choose_runtime``); the facts must come from that runtime.
+    (``versions.choose_runtime``); the facts must come from that runtime. ``notes`` are the
+    splitter's one-line notes (files the render never reads); the plan adds its own.
     """
     origin = dict(origins or {})
     where = source or blend
@@ -64,7 +66,7 @@ def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
     nx, ny = parse_grid(settings.tiles, flag=flag("tiles")) if settings.tiles else (1, 1)
     grid_tiles(facts.width, facts.height, nx, ny, flag=flag("tiles"))  # a bad grid is an error
     requested = f"{nx}x{ny}"
-    fmt = frame_format(settings.output_format or facts.output.file_format)
+    fmt, extension = output_format(facts, settings, origin, where)
     reason = whole_frame_reason(facts, fmt.blender) if (nx, ny) != (1, 1) else None
     if reason is not None:
         nx, ny = 1, 1
@@ -93,10 +95,31 @@ def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
         width=facts.width, height=facts.height, fps=facts.fps, fps_base=facts.fps_base,
         frames=frames, grid=[nx, ny], tiling=Tiling(f"{nx}x{ny}", requested, reason),
         chunk=chunk, overscan=overscan, tiles=tiles, tasks=tasks,
-        output=OutputSpec(file_format=fmt.blender, extension=fmt.extension,
+        output=OutputSpec(file_format=fmt.blender, extension=extension,
                           preview=not fmt.encodable, stage=output_stage(facts, fmt.blender)),
         video=video_spec, facts=facts, dependencies=list(dependencies),
-        dependencies_bytes=sum(d.bytes for d in dependencies), blender=versions)
+        dependencies_bytes=sum(d.bytes for d in dependencies), blender=versions,
+        notes=[*notes, *([movie] if (movie := movie_note(facts.output.file_format))
+                         and settings.output_format is None else [])])
+
+
+def output_format(facts: SceneFacts, settings: JobSettings, origin: Mapping[str, str],
+                  where: str) -> tuple[FrameFormat, str]:
+    """The format final frames are written in, and their extension: the job's
+    ``output_format`` or the scene's own. Never silently another: a movie format gives
+    frames (the plan notes it), a format tilefarm does not know is refused."""
+    scene_format = facts.output.file_format
+    if settings.output_format is not None:
+        return frame_format(settings.output_format, origin.get("output_format",
+                                                                "output_format")), \
+            FORMATS[settings.output_format].extension
+    if scene_format not in FORMATS and scene_format not in MOVIE_FORMATS:
+        raise SceneError(f"scene {facts.scene!r} writes {scene_format} frames, a format "
+                         "tilefarm cannot write exactly; set the output to one of "
+                         f"{', '.join(FORMATS)}", path=where)
+    fmt = frame_format(scene_format)
+    # The scene's own extension: JPEG 2000's depends on its codec (.jp2 or .j2c).
+    return fmt, facts.output.extension if scene_format in FORMATS else fmt.extension
 
 
 def check_runtime(versions: Versions | None, facts: SceneFacts, where: str) -> Versions:

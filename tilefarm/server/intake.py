@@ -77,9 +77,9 @@ def take(store: Store, entry: Path, runners: RunnerFor,
         staged = []
         for variant in variants:
             source = variant.source
-            plan_job(source, flags, runners)  # the checks render makes, before anything is put
+            plan = plan_job(source, flags, runners)  # render's checks, before anything is put
             staged.append((source.job, stage_job(source, source.settings.merged(flags),
-                                                 Path(tmp) / source.job)))
+                                                 Path(tmp) / source.job, plan.facts)))
         for job, entries in staged:
             replace_entries(store, "blends", "master", [f"/{job}.blend", f"/{job}"], entries)
             names.append(job)

@@ -6,6 +6,7 @@ import bpy
 import compat
 from boot import freestyle_runs_script
 from file_outputs import file_output_nodes
+from reads import render_reads
 
 
 def facts(scene):
@@ -48,14 +49,21 @@ def facts(scene):
         "path_guiding": render.engine == "CYCLES" and bool(getattr(scene.cycles, "use_guiding",
                                                                     False)),
         "grease_pencil": _grease_pencil(scene),
-        # Every external file Blender's own path walker knows (linked libraries' data too),
-        # so the parent can check Blender Asset Tracer missed none (tilefarm.splitter.contents).
-        # Relative to the .blend's folder: facts are cached by the file's bytes, and the same
-        # bytes are inspected where the user keeps them and again inside the store.
-        "files": sorted({os.path.relpath(p, os.path.dirname(bpy.data.filepath))
-                         for p in bpy.utils.blend_paths(absolute=True, packed=False, local=False)
-                         if p}),
+        **_files(scene),
     }
+
+
+def _files(scene):
+    """The external files Blender reads to render the scene (``reads``), so the parent can
+    check Blender Asset Tracer missed none (tilefarm.splitter.contents), and the files the
+    .blend names that the render never reads, with why. Relative to the .blend's folder:
+    facts are cached by the file's bytes, and the same bytes are inspected where the user
+    keeps them and again inside the store."""
+    folder = os.path.dirname(bpy.data.filepath)
+    read, unread = render_reads(scene)
+    return {"files": sorted(os.path.relpath(p, folder) for p in read),
+            "unread_files": [{"path": os.path.relpath(p, folder), "why": why}
+                             for p, why in sorted(unread.items())]}
 
 
 # Grease Pencil object types: GPENCIL before 4.3, GREASEPENCIL (v3) since.
