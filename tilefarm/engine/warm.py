@@ -69,6 +69,10 @@ class _Slot:
         job.finish(run, ok, error, pfs)
         self.pool.cond.notify_all()
 
+    def own_pfs(self) -> Path:
+        """This slot's pfs directory (``JobWorkers.prepare`` with its index)."""
+        return self.pool.work / f"worker-{self.index}" / "pfs"
+
     def busy(self) -> bool:
         return self.current is not None
 
@@ -86,7 +90,7 @@ class _Slot:
             self.proc = None
             run = job.next_run()
             if run is not None:  # a failed try of the next datum, as Pachyderm charges it
-                job.finish(run, False, str(exc), self.pool.work / f"worker-{self.index}" / "pfs")
+                job.finish(run, False, str(exc), self.own_pfs())
 
     def check(self, timeout: float | None) -> None:
         """Handle a dead process or a datum past its timeout (the caller holds the lock)."""
@@ -105,8 +109,10 @@ class _Slot:
         elif not self.asked and self.pool.job is not None:
             run = self.pool.job.next_run()
             if run is not None:  # "user code exited prematurely": a try of the next datum
+                # Charged against this slot's own directory: finish removes the pfs's
+                # parent, and any other path could hold another worker's datum.
                 self.pool.job.finish(run, False, f"worker exited with code {proc.returncode} "
-                                     "before asking for a datum", self.pool.work / "none")
+                                     "before asking for a datum", self.own_pfs())
         self.proc = None
 
     def close(self) -> None:
