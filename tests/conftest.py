@@ -76,3 +76,13 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
                                                   label="build-assets")
     assert all(Path(info["blend"]) == out / case / "shot.blend" for case, info in built.items())
     return Assets(out)
+
+
+# Fixtures that build real scenes in Blender: a test using one needs Blender, marked or not.
+BLENDER_FIXTURES = {"scenes", "assets"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if BLENDER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.blender)

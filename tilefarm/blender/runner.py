@@ -27,6 +27,8 @@ from tilefarm.blender.side import protocol
 from tilefarm.runtime.procs import kill_group, log_tail
 
 BLENDER_ENV = "TILEFARM_BLENDER"
+# Set, no bpy child starts: ``scripts/test --quick`` proves its tests need no Blender.
+NO_BLENDER_ENV = "TILEFARM_NO_BLENDER"
 LOG_DIR_ENV = "TILEFARM_LOG_DIR"
 BLENDER_SIDE = Path(__file__).resolve().parent / "side"
 MAIN_SCRIPT = BLENDER_SIDE / "main.py"
@@ -73,6 +75,24 @@ _INHERITED_PREFIXES = (
 # XDG_RUNTIME_DIR holds the user's agent and D-Bus sockets), PWD (Blender resolves
 # relative paths against $PWD before getcwd(), and an inherited one can name another
 # directory than the child's cwd), DISPLAY, LD_PRELOAD, PYTHON*, BLENDER_*.
+
+
+def refuse_if_no_blender(argv: list[str]) -> None:
+    """Under ``TILEFARM_NO_BLENDER``, refuse to start a child that runs Blender: tilefarm's
+    own entry script or a script importing bpy (the runner's own tests run plain Python
+    scripts through it, which pass)."""
+    if not os.environ.get(NO_BLENDER_ENV):
+        return
+    for arg in argv:
+        if not arg.endswith(".py"):
+            continue
+        try:
+            blender = Path(arg) == MAIN_SCRIPT or "import bpy" in Path(arg).read_text("utf-8")
+        except OSError:
+            blender = False
+        if blender:
+            raise errors.BlenderError(f"{NO_BLENDER_ENV} is set, so Blender may not start here "
+                                      "(a test that needs Blender is marked blender)")
 
 
 def inherited_env(base: Mapping[str, str]) -> dict[str, str]:
@@ -174,6 +194,7 @@ class BlenderRunner:
 
     def _execute(self, inv: Invocation, log: Path, limit: float,
                  on_line: Callable[[str], None] | None) -> int:
+        refuse_if_no_blender(inv.argv)
         with log.open("wb") as sink:
             proc = self.popen(inv.argv, env=inv.env, stdin=subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -247,6 +268,7 @@ class BlenderSession:
         self._work = Path(self._tmp.name)
         inv = self.runner.invocation(self.script, self._work, self._work, _private_home(self._work))
         argv = inv.argv[: inv.argv.index("--") + 1] + ["--session"]
+        refuse_if_no_blender(argv)
         self.log = self.runner._log_path(self.label)
         sink = self.log.open("wb")
         proc = self.runner.popen(argv, env=inv.env, stdin=subprocess.PIPE,
