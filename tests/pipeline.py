@@ -68,6 +68,14 @@ def reference(blend: Path, out: Path, runner: BlenderRunner | None = None) -> di
     return {int(frame): Path(path) for frame, path in result.items()}
 
 
+def references(jobs: list[tuple[Path, Path]],
+               runner: BlenderRunner | None = None) -> list[dict[int, Path]]:
+    """``reference`` of each (blend, out) pair, all in one Blender (one start-up)."""
+    result = (runner or BlenderRunner(timeout=1200)).run_script(
+        BUILD_SCRIPT, {"references": [[str(b), str(o)] for b, o in jobs]}, label="references")
+    return [{int(frame): Path(path) for frame, path in one.items()} for one in result]
+
+
 def pixels(path: Path) -> dict[str, np.ndarray]:
     """Decoded pixels of a frame: every channel of every EXR part (named ``<part>:<channel>``
     in a multi-part file, as Blender 5.x writes multilayer EXR), or the image's array."""

@@ -434,6 +434,8 @@ def build(request):
         return {}
     if "reference" in request:
         return render_reference(request["reference"], request["out"])
+    if "references" in request:  # several files in one Blender: [[blend, out], ...]
+        return [render_reference(blend, out) for blend, out in request["references"]]
     out = request["out"]
     os.makedirs(out, exist_ok=True)
     built = {}
