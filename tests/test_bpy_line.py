@@ -4,7 +4,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BLENDER_SIDE = {ROOT / "tilefarm" / "blender" / "side", ROOT / "tests" / "scenes"}
+BLENDER_SIDE = {ROOT / "tilefarm" / "blender" / "side", ROOT / "tests" / "scenes",
+                ROOT / "bench" / "side"}
 PACKAGES = ["tilefarm", "pipelines", "splitter", "renderer", "merger", "encoder", "specs", "tests",
             "bench"]
 

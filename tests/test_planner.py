@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import numpy as np
@@ -170,12 +171,47 @@ def test_outputs_that_need_the_render_result_get_blenders_own_output_stage() -> 
 
 
 def test_denoised_render_result_outputs_are_rendered_whole() -> None:
-    denoise = Denoise(True, "OPENIMAGEDENOISE", "ACCURATE", "HIGH", "RGB_ALBEDO_NORMAL", False)
-    p = plan(JobSettings(tiles="2x2", output_format="OPEN_EXR_MULTILAYER"), denoise=denoise)
+    denoise = Denoise(True, "OPENIMAGEDENOISE", "ACCURATE", "HIGH", "RGB_ALBEDO_NORMAL", False,
+                      1.0)
+    quiet = AdaptiveSampling(enabled=True, min_samples=0, sample_offset=0, max_samples=8)
+    p = plan(JobSettings(tiles="2x2", output_format="OPEN_EXR_MULTILAYER"), denoise=denoise,
+             adaptive_sampling=quiet)
     assert p.grid == [1, 1] and p.tiling.reason == (
         "Cycles denoising with multilayer EXR output: the denoised render result cannot be "
         "rebuilt from tiles yet")
-    assert plan(JobSettings(tiles="2x2"), denoise=denoise).grid == [2, 2]  # PNG: image nodes
+    assert plan(JobSettings(tiles="2x2"), denoise=denoise,
+                adaptive_sampling=quiet).grid == [2, 2]  # PNG: image nodes
+
+
+def test_denoising_that_tiles_cannot_rebuild_is_rendered_whole() -> None:
+    """Tiles of a denoised frame are exact only where Cycles' own denoiser sees what the
+    merged frame holds and gives it back unchanged (wholeframe._denoise_reason): adaptive
+    sampling on, every pixel at one power-of-two count, film exposure 1."""
+    on = Denoise(True, "OPENIMAGEDENOISE", "ACCURATE", "HIGH", "RGB_ALBEDO_NORMAL", False, 1.0)
+
+    def adaptive(enabled: bool, samples: int) -> AdaptiveSampling:
+        return AdaptiveSampling(enabled=enabled, min_samples=0, sample_offset=0,
+                                max_samples=samples)
+
+    def reason(denoise: Denoise = on, sampling: AdaptiveSampling = adaptive(True, 8)) -> object:
+        return plan(JobSettings(tiles="2x2"), denoise=denoise,
+                    adaptive_sampling=sampling).tiling.reason
+
+    assert reason(sampling=adaptive(False, 16)) == (
+        "Cycles denoising without adaptive sampling: Cycles denoises the sum of the samples, "
+        "which the tiles' pixels cannot give back exactly")
+    assert reason(dataclasses.replace(on, film_exposure=0.5)) == (
+        "Cycles denoising with a film exposure of 0.5: Cycles denoises before the exposure, "
+        "which tiles cannot undo exactly")
+    assert reason(sampling=adaptive(True, 64)) == (
+        "Cycles denoising with adaptive sampling that stops pixels at different sample "
+        "counts: Cycles rescales each denoised pixel by its count, which tiles cannot repeat "
+        "exactly")
+    assert reason(sampling=adaptive(True, 12)) == (
+        "Cycles denoising at 12 samples, not a power of two: Cycles rescales each denoised "
+        "pixel by its count, which tiles cannot repeat exactly")
+    assert reason() is None and reason(sampling=adaptive(True, 4)) is None
+    assert plan(JobSettings(tiles="2x2"), adaptive_sampling=adaptive(False, 12)).grid == [2, 2]
 
 
 def test_the_plan_records_the_chosen_runtime_and_refuses_facts_from_another() -> None:

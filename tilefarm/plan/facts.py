@@ -46,6 +46,7 @@ class Denoise:
     quality: str
     input_passes: str
     use_gpu: bool
+    film_exposure: float  # scene.cycles.film_exposure: Cycles scales passes by it after denoising
 
 
 @dataclass(frozen=True)

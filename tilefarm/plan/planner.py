@@ -22,7 +22,7 @@ from tilefarm.plan.model import (
 )
 from tilefarm.plan.settings import DEFAULT_CHUNK, MAX_AUTO_OVERSCAN, JobSettings
 from tilefarm.plan.tiling import Rect, border_for, grid_tiles, parse_grid
-from tilefarm.plan.wholeframe import output_stage, whole_frame_reason
+from tilefarm.plan.wholeframe import adaptive_filter_passes, output_stage, whole_frame_reason
 
 DEFAULT_VIDEO = VideoSpec(enabled=True, codec="h264", crf=18, preset="medium", audio=None)
 
@@ -134,23 +134,6 @@ def check_runtime(versions: Versions | None, facts: SceneFacts, where: str) -> V
                          f"with {versions.rendered_by}; inspect it with that runtime",
                          path=where)
     return versions
-
-
-# Cycles filters adaptive sampling after sample indices s with s % 16 == 15 past the minimum
-# samples (AdaptiveSampling::need_filter). The minimum is 4 or more, automatic or not, so
-# counting from 4 (and from index 0, not the sample offset) counts passes high, never low.
-ADAPTIVE_STEP = 16
-ADAPTIVE_MIN_SAMPLES = 4
-
-
-def adaptive_filter_passes(facts: SceneFacts) -> int:
-    """How many adaptive-sampling filter passes a render of the scene runs, at most."""
-    adaptive = facts.adaptive_sampling
-    if facts.engine != "CYCLES" or not adaptive.enabled:
-        return 0
-    last = adaptive.sample_offset + adaptive.max_samples - 1  # the last sample index rendered
-    floor = max(ADAPTIVE_MIN_SAMPLES, adaptive.min_samples)
-    return max(0, (last + 1) // ADAPTIVE_STEP - (floor + 1) // ADAPTIVE_STEP)
 
 
 def auto_overscan(facts: SceneFacts) -> int:

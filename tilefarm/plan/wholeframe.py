@@ -58,6 +58,56 @@ def _render_result_outputs(facts: SceneFacts, file_format: str) -> str:
         ("Cryptomatte nodes", facts.compositor.cryptomatte_nodes)) if present)
 
 
+# Cycles filters adaptive sampling after sample indices s with s % 16 == 15 past the minimum
+# samples (AdaptiveSampling::need_filter). The minimum is 4 or more, automatic or not, so
+# counting from 4 (and from index 0, not the sample offset) counts passes high, never low.
+ADAPTIVE_STEP = 16
+ADAPTIVE_MIN_SAMPLES = 4
+
+
+def adaptive_filter_passes(facts: SceneFacts) -> int:
+    """How many adaptive-sampling filter passes a render of the scene runs, at most."""
+    adaptive = facts.adaptive_sampling
+    if facts.engine != "CYCLES" or not adaptive.enabled:
+        return 0
+    last = adaptive.sample_offset + adaptive.max_samples - 1  # the last sample index rendered
+    floor = max(ADAPTIVE_MIN_SAMPLES, adaptive.min_samples)
+    return max(0, (last + 1) // ADAPTIVE_STEP - (floor + 1) // ADAPTIVE_STEP)
+
+
+def _denoise_reason(facts: SceneFacts) -> str | None:
+    """Where Cycles' own denoiser works on other numbers than the merged frame holds.
+
+    Cycles denoises its render buffers (intern/cycles/integrator/denoiser_oidn.cpp) and
+    reads them with a film exposure of 1, applying the scene's exposure afterwards. Without
+    adaptive sampling it hands OpenImageDenoise the unscaled sum of the samples ("OIDN will
+    perform auto-exposure, so scaling is not needed for the color pass unless adaptive
+    sampling is used"); with it, each pixel's mean, which is what the frame holds, and it
+    writes back ``f32(f32(D * c) * f32(1 / c))`` for a pixel of ``c`` samples, which is ``D``
+    again only where ``c`` is a power of two. The merged frame holds the scaled, exposed
+    pass, and OpenImageDenoise's auto-exposure is not exactly scale-invariant. Measured on
+    the public temple scene (stuntrally/blendfiles, mayantemple.blend, adaptive sampling
+    off): 219,025 of 226,338 float values differ by up to 1.8e-6; the fixtures
+    ``denoise_no_adaptive`` and ``denoise_exposure`` reproduce it in 72x54 px. So tiles are
+    used only where every pixel ends at the same power-of-two count: adaptive sampling on,
+    no adaptive filter pass (``adaptive_filter_passes``), and exposure 1."""
+    samples = facts.adaptive_sampling.max_samples
+    if not facts.adaptive_sampling.enabled:
+        return ("Cycles denoising without adaptive sampling: Cycles denoises the sum of "
+                "the samples, which the tiles' pixels cannot give back exactly")
+    if facts.denoise.film_exposure != 1.0:
+        return (f"Cycles denoising with a film exposure of {facts.denoise.film_exposure:g}: "
+                "Cycles denoises before the exposure, which tiles cannot undo exactly")
+    if adaptive_filter_passes(facts) > 0:
+        return ("Cycles denoising with adaptive sampling that stops pixels at different "
+                "sample counts: Cycles rescales each denoised pixel by its count, which "
+                "tiles cannot repeat exactly")
+    if samples & (samples - 1):
+        return (f"Cycles denoising at {samples} samples, not a power of two: Cycles "
+                "rescales each denoised pixel by its count, which tiles cannot repeat exactly")
+    return None
+
+
 def whole_frame_reason(facts: SceneFacts, file_format: str) -> str | None:
     """Why this scene's frames must be rendered whole, or None where tiles are exact."""
     if facts.engine != TILED_ENGINE:
@@ -66,6 +116,9 @@ def whole_frame_reason(facts: SceneFacts, file_format: str) -> str | None:
     for applies, reason in FEATURE_REASONS:
         if applies(facts):
             return reason
+    denoise_reason = _denoise_reason(facts) if facts.denoise.enabled else None
+    if denoise_reason is not None:
+        return denoise_reason
     if facts.denoise.enabled and output_stage(facts, file_format) == "render_result":
         # Blender's own render result holds the denoised Combined; the pass-through engine
         # can only load what the tiles rendered (noisy, denoising off).

@@ -141,12 +141,13 @@ def _compositor(scene):
 def _denoise(scene):
     if scene.render.engine != "CYCLES":
         return {"enabled": False, "denoiser": "", "prefilter": "", "quality": "",
-                "input_passes": "", "use_gpu": False}
+                "input_passes": "", "use_gpu": False, "film_exposure": 1.0}
     c = scene.cycles
     return {"enabled": bool(c.use_denoising), "denoiser": c.denoiser,
             "prefilter": c.denoising_prefilter, "quality": getattr(c, "denoising_quality", ""),
             "input_passes": c.denoising_input_passes,
-            "use_gpu": bool(getattr(c, "denoising_use_gpu", False))}
+            "use_gpu": bool(getattr(c, "denoising_use_gpu", False)),
+            "film_exposure": c.film_exposure}
 
 
 def _output(scene):
