@@ -14,6 +14,7 @@ from tilefarm.plan import layout
 from tilefarm.plan.model import Plan, TileMeta
 from tilefarm.plan.schemas import dump, read_json
 from tilefarm.plan.tiling import Rect
+from tilefarm.plan.wholeframe import denoise_sum_scale
 from tilefarm.runtime.files import copy_file, publish
 
 
@@ -24,7 +25,8 @@ def compose_request(plan: Plan, frame: int, blend: Path, merged: Path, target: P
     return ComposeRequest(
         blend=str(blend), scene=plan.scene, file_format=plan.output.file_format,
         denoise=DenoiseSettings(enabled=denoise.enabled, prefilter=denoise.prefilter,
-                                quality=denoise.quality, input_passes=denoise.input_passes),
+                                quality=denoise.quality, input_passes=denoise.input_passes,
+                                sum_scale=denoise_sum_scale(plan.facts)),
         stage=plan.output.stage, frame=frame, merged=str(merged), target=str(target),
         preview=str(preview) if preview else None,
         file_outputs=str(file_outputs) if file_outputs else None)

@@ -18,7 +18,7 @@ CASES = [
     ("percentage_jpeg", "3x2"),
     ("frame_step", "2x2"),
     ("glare_blur", "3x3"), ("glare_blur", "1x1"),
-    ("denoise", "3x2"),
+    ("denoise", "3x2"), ("denoise_no_adaptive", "2x2"),
     ("two_layers", "2x3"),
     ("motion_blur", "3x1"),
     ("camera_markers", "2x2"),
@@ -42,12 +42,28 @@ def test_frames_match_blenders_own_render(scenes: Scenes, references: dict[str, 
                                           tmp_path: Path, name: str, grid: str) -> None:
     run = run_pipeline(scenes[name], tmp_path / "pfs", JobSettings(tiles=grid, chunk=2))
     expected = references[name]
+    assert run.plan.tiling.reason is None  # tiled as asked: the tiles themselves are exact
     assert run.plan.frames == sorted(expected)
     # Below adaptive sampling's first filter pass tiles need no margin, and still match.
     assert run.plan.overscan == (4 if name.startswith("adaptive") else 0)
     for frame in run.plan.frames:
         assert_identical(run.frame(frame), expected[frame])
     assert not scenes.marker.exists(), "the registered script ran"
+
+
+def test_denoised_sums_without_their_scale_differ(scenes: Scenes,
+                                                  references: dict[str, dict[int, Path]],
+                                                  tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The control for ``denoise_no_adaptive``: Cycles denoised the unscaled sum of the
+    samples, so a Denoise node fed the merged Combined as it is misses Blender's own frame
+    (in most values, by an ulp or two); fed Combined / scale, as the merger does, it
+    matches (above)."""
+    monkeypatch.setattr("tilefarm.merger.merge.denoise_sum_scale", lambda facts: None)
+    bare = run_pipeline(scenes["denoise_no_adaptive"], tmp_path / "pfs", JobSettings(tiles="2x2"))
+    assert bare.plan.grid == [2, 2]
+    ours, theirs = pixels(bare.frame(1)), pixels(references["denoise_no_adaptive"][1])
+    assert any(not np.array_equal(ours[c], theirs[c]) for c in "RGB")
 
 
 def test_adaptive_tiles_without_their_margin_differ(scenes: Scenes,

@@ -9,6 +9,7 @@ from tilefarm.errors import SceneError, UsageError
 from tilefarm.plan.facts import AdaptiveSampling, CameraMarker, Compositor, Denoise, SceneFacts
 from tilefarm.plan.model import Plan, Tiling, Versions
 from tilefarm.plan.planner import adaptive_filter_passes, make_plan
+from tilefarm.plan.wholeframe import denoise_sum_scale
 from tilefarm.plan.schemas import dump, load, to_document, validate
 from tilefarm.plan.settings import MAX_AUTO_OVERSCAN, JobSettings
 
@@ -197,9 +198,19 @@ def test_denoising_that_tiles_cannot_rebuild_is_rendered_whole() -> None:
         return plan(JobSettings(tiles="2x2"), denoise=denoise,
                     adaptive_sampling=sampling).tiling.reason
 
-    assert reason(sampling=adaptive(False, 16)) == (
-        "Cycles denoising without adaptive sampling: Cycles denoises the sum of the samples, "
-        "which the tiles' pixels cannot give back exactly")
+    assert reason(sampling=adaptive(False, 12)) == (
+        "Cycles denoising without adaptive sampling at 12 samples and a film exposure of 1: "
+        "Cycles denoises the sum of the samples, which the tiles' pixels give back exactly "
+        "only where 1/samples x exposure is a power of two")
+    # Where the film's scale is a power of two the merger denoises Combined / scale, the sum.
+    assert reason(sampling=adaptive(False, 16)) is None
+    fixed = make_facts(denoise=on, adaptive_sampling=adaptive(False, 16))
+    assert denoise_sum_scale(fixed) == 1 / 16
+    assert denoise_sum_scale(dataclasses.replace(
+        fixed, denoise=dataclasses.replace(on, film_exposure=2.0))) == 1 / 8
+    assert denoise_sum_scale(dataclasses.replace(
+        fixed, denoise=dataclasses.replace(on, film_exposure=1.5))) is None
+    assert denoise_sum_scale(make_facts(denoise=on)) is None  # adaptive: no sum to rebuild
     assert reason(dataclasses.replace(on, film_exposure=0.5)) == (
         "Cycles denoising with a film exposure of 0.5: Cycles denoises before the exposure, "
         "which tiles cannot undo exactly")

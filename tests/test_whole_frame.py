@@ -17,8 +17,6 @@ pytestmark = pytest.mark.blender
 CASES = [
     ("eevee", "EEVEE: screen-space effects read beyond a tile"),
     ("path_guiding", "Cycles path guiding learns from the whole render, so a tile cannot match it"),
-    ("denoise_no_adaptive", "Cycles denoising without adaptive sampling: Cycles denoises the "
-                            "sum of the samples, which the tiles' pixels cannot give back exactly"),
     ("denoise_exposure", "Cycles denoising with a film exposure of 1.7: Cycles denoises before "
                          "the exposure, which tiles cannot undo exactly"),
 ]

@@ -9,6 +9,8 @@ planner renders whole frames whatever grid was asked, records why in the plan, a
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Callable
 
 from tilefarm.plan.facts import SceneFacts
@@ -75,6 +77,23 @@ def adaptive_filter_passes(facts: SceneFacts) -> int:
     return max(0, (last + 1) // ADAPTIVE_STEP - (floor + 1) // ADAPTIVE_STEP)
 
 
+def _f32(value: float) -> float:
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+def denoise_sum_scale(facts: SceneFacts) -> float | None:
+    """Where Cycles denoises the unscaled sum of the samples (adaptive sampling off), the
+    scale its film applies afterwards, ``f32(f32(1 / samples) * film_exposure)``, if it is a
+    power of two (then Combined / scale is that sum, bit for bit) and one view layer renders
+    (several may override the sample count each); else None."""
+    if not facts.denoise.enabled or facts.adaptive_sampling.enabled:
+        return None
+    if sum(1 for layer in facts.view_layers if layer.use) > 1:
+        return None
+    scale = _f32(_f32(1.0 / facts.adaptive_sampling.max_samples) * _f32(facts.denoise.film_exposure))
+    return scale if scale > 0 and math.frexp(scale)[0] == 0.5 else None
+
+
 def _denoise_reason(facts: SceneFacts) -> str | None:
     """Where Cycles' own denoiser works on other numbers than the merged frame holds.
 
@@ -89,12 +108,19 @@ def _denoise_reason(facts: SceneFacts) -> str | None:
     the public temple scene (stuntrally/blendfiles, mayantemple.blend, adaptive sampling
     off): 219,025 of 226,338 float values differ by up to 1.8e-6; the fixtures
     ``denoise_no_adaptive`` and ``denoise_exposure`` reproduce it in 72x54 px. So tiles are
-    used only where every pixel ends at the same power-of-two count: adaptive sampling on,
-    no adaptive filter pass (``adaptive_filter_passes``), and exposure 1."""
+    used where the compose can feed the Denoise node what Cycles fed OpenImageDenoise and
+    scale its result as Cycles does: without adaptive sampling, where the film's scale is a
+    power of two (``denoise_sum_scale``: the sum is then Combined / scale exactly); with
+    it, where every pixel ends at the same power-of-two count (no adaptive filter pass,
+    ``adaptive_filter_passes``) at exposure 1."""
     samples = facts.adaptive_sampling.max_samples
     if not facts.adaptive_sampling.enabled:
-        return ("Cycles denoising without adaptive sampling: Cycles denoises the sum of "
-                "the samples, which the tiles' pixels cannot give back exactly")
+        if denoise_sum_scale(facts) is not None:
+            return None
+        return (f"Cycles denoising without adaptive sampling at {samples} samples and a film "
+                f"exposure of {facts.denoise.film_exposure:g}: Cycles denoises the sum of the "
+                "samples, which the tiles' pixels give back exactly only where 1/samples x "
+                "exposure is a power of two")
     if facts.denoise.film_exposure != 1.0:
         return (f"Cycles denoising with a film exposure of {facts.denoise.film_exposure:g}: "
                 "Cycles denoises before the exposure, which tiles cannot undo exactly")

@@ -129,6 +129,16 @@ def mix_color_node(tree, factor=0.5, blend_type="MIX"):
     return node, ins["Factor_Float"], ins["A_Color"], ins["B_Color"], out
 
 
+def math_node(tree, operation, value):
+    """A Math node computing ``input * value`` (or another ``operation``) in float32:
+    ``(node, input, out)``; CompositorNodeMath in 4.5, ShaderNodeMath in 5.x."""
+    kind = "CompositorNodeMath" if hasattr(bpy.types, "CompositorNodeMath") else "ShaderNodeMath"
+    node = tree.nodes.new(kind)
+    node.operation = operation
+    node.inputs[1].default_value = value
+    return node, node.inputs[0], node.outputs[0]
+
+
 def denoise_node(tree, prefilter, quality):
     """A Denoise node with 4.5-style settings ('ACCURATE', 'HIGH', ...): properties in 4.5,
     the Prefilter / Quality menu sockets in 5.x."""

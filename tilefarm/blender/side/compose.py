@@ -134,7 +134,7 @@ def _rebind(tree, node, image, scene, denoise: DenoiseSettings) -> None:
             continue
         name = link.from_socket.name
         if name == "Image" and denoised is not None:
-            output = denoised.outputs["Image"]
+            output = denoised
         else:
             output = source.outputs.get(_SOCKET_NAMES.get(name, name))
         if output is None:
@@ -145,14 +145,37 @@ def _rebind(tree, node, image, scene, denoise: DenoiseSettings) -> None:
 
 
 def _denoise_node(tree, source, denoise: DenoiseSettings):
+    """The denoised image socket: Combined through a Denoise node set as the render's was.
+    Where Cycles denoised the unscaled sum (``sum_scale``), the node sees Combined / scale,
+    which is that sum exactly (the scale is a power of two), and its result is scaled back
+    as Cycles' film scales it."""
     node = compat.denoise_node(tree, denoise.prefilter, denoise.quality)
-    tree.links.new(source.outputs["Combined"], node.inputs["Image"])
+    color = source.outputs["Combined"]
+    if denoise.sum_scale:
+        color = _scaled(tree, color, 1.0 / denoise.sum_scale)
+    tree.links.new(color, node.inputs["Image"])
     passes = denoise.input_passes
     if passes in ("RGB_ALBEDO", "RGB_ALBEDO_NORMAL"):
         tree.links.new(source.outputs["Denoising Albedo"], node.inputs["Albedo"])
     if passes == "RGB_ALBEDO_NORMAL":
         tree.links.new(source.outputs["Denoising Normal"], node.inputs["Normal"])
-    return node
+    if denoise.sum_scale:
+        return _scaled(tree, node.outputs["Image"], denoise.sum_scale)
+    return node.outputs["Image"]
+
+
+def _scaled(tree, socket, factor):
+    """``socket``'s colour channels times ``factor``, each a float32 multiply as Cycles'
+    own; alpha passes as it is (Cycles keeps the noisy alpha)."""
+    separate = tree.nodes.new("CompositorNodeSeparateColor")
+    combine = tree.nodes.new("CompositorNodeCombineColor")
+    tree.links.new(socket, separate.inputs[0])
+    for channel in range(3):
+        _, into, out = compat.math_node(tree, "MULTIPLY", factor)
+        tree.links.new(separate.outputs[channel], into)
+        tree.links.new(out, combine.inputs[channel])
+    tree.links.new(separate.outputs[3], combine.inputs[3])
+    return combine.outputs[0]
 
 
 def forget():

@@ -56,6 +56,10 @@ class DenoiseSettings:
     prefilter: str
     quality: str
     input_passes: str
+    # Without adaptive sampling Cycles denoises the unscaled sum of the samples and its film
+    # scales the result by this (a power of two): the compose denoises Combined / scale and
+    # multiplies back (tilefarm.plan.wholeframe.denoise_sum_scale). None: denoise as it is.
+    sum_scale: float | None = None
 
 
 @dataclass(frozen=True)
