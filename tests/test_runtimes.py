@@ -22,7 +22,7 @@ from tilefarm.blender.blendfile import check_blend
 pytestmark = pytest.mark.blender
 
 CASES = ["plain", "glare_blur", "two_layers", "multilayer", "denoise", "file_output",
-         "factory_default"]
+         "factory_default", "denoise_no_adaptive"]
 
 
 def install(series: str) -> runtimes.Runtime:
