@@ -38,7 +38,6 @@ class Contents:
     packed: Packed
     settings_files: list[tuple[str, Path]]  # (path inside the job, file) named by settings
     missing: list[Dependency]  # missing files the render reads (or may: no facts said not)
-    unread_missing: list[Dependency]  # missing files the render never reads (facts say so)
 
 
 def job_contents(source: JobSource, settings: JobSettings, work: Path,
@@ -54,8 +53,7 @@ def job_contents(source: JobSource, settings: JobSettings, work: Path,
         raise JobSourceError(missing_text(missing) + "; put them back, or pass "
                              "--allow-missing (\"allow_missing\": true) to render without them",
                              path=source.blend)
-    return Contents(packed, settings_files(source, settings), missing,
-                    [dep for dep in packed.missing if dep not in missing])
+    return Contents(packed, settings_files(source, settings), missing)
 
 
 def unread_paths(source: JobSource, facts: SceneFacts | None) -> dict[str, str]:

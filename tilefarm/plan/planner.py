@@ -99,8 +99,14 @@ def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
                           preview=not fmt.encodable, stage=output_stage(facts, fmt.blender)),
         video=video_spec, facts=facts, dependencies=list(dependencies),
         dependencies_bytes=sum(d.bytes for d in dependencies), blender=versions,
-        notes=[*notes, *([movie] if (movie := movie_note(facts.output.file_format))
-                         and settings.output_format is None else [])])
+        notes=[*notes, *_format_notes(facts, settings)])
+
+
+def _format_notes(facts: SceneFacts, settings: JobSettings) -> list[str]:
+    """The plan's line where the scene's own output is a movie (a job's ``output_format``
+    names a still format, which is written as asked)."""
+    movie = movie_note(facts.output.file_format) if settings.output_format is None else None
+    return [movie] if movie else []
 
 
 def output_format(facts: SceneFacts, settings: JobSettings, origin: Mapping[str, str],
@@ -110,9 +116,8 @@ def output_format(facts: SceneFacts, settings: JobSettings, origin: Mapping[str,
     frames (the plan notes it), a format tilefarm does not know is refused."""
     scene_format = facts.output.file_format
     if settings.output_format is not None:
-        return frame_format(settings.output_format, origin.get("output_format",
-                                                                "output_format")), \
-            FORMATS[settings.output_format].extension
+        fmt = frame_format(settings.output_format, origin.get("output_format", "output_format"))
+        return fmt, fmt.extension
     if scene_format not in FORMATS and scene_format not in MOVIE_FORMATS:
         raise SceneError(f"scene {facts.scene!r} writes {scene_format} frames, a format "
                          "tilefarm cannot write exactly; set the output to one of "
