@@ -17,10 +17,11 @@ class FrameFormat:
     encodable: bool  # an 8-bit display-referred image ffmpeg can read as it is
 
 
-# Every still format Blender 4.5-5.2 writes (measured on 4.5.15, 5.0.1, 5.2.4: AVIF is 5.2's). Frames are written by Blender's own writer with
-# the scene's image settings (colour depth, codec, quality), so each comes out as Blender
-# writes it; only PNG and JPEG frames go to the encoder as they are, every other format gets
-# the merger's 8-bit preview beside it (deep, float, log or not readable by every ffmpeg).
+# Every still format Blender 4.5-5.2 writes (measured on 4.5.15, 5.0.1, 5.2.4: AVIF is
+# 5.2's). Frames are written by Blender's own writer with the scene's image settings (colour
+# depth, codec, quality), so each comes out as Blender writes it; only PNG and JPEG frames go
+# to the encoder as they are, every other format gets the merger's 8-bit preview beside it
+# (deep, float, log or not readable by every ffmpeg).
 FORMATS: dict[str, FrameFormat] = {f.blender: f for f in (
     FrameFormat("PNG", ".png", True),
     FrameFormat("JPEG", ".jpg", True),

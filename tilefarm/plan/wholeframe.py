@@ -90,7 +90,8 @@ def denoise_sum_scale(facts: SceneFacts) -> float | None:
         return None
     if sum(1 for layer in facts.view_layers if layer.use) > 1:
         return None
-    scale = _f32(_f32(1.0 / facts.adaptive_sampling.max_samples) * _f32(facts.denoise.film_exposure))
+    samples, exposure = facts.adaptive_sampling.max_samples, facts.denoise.film_exposure
+    scale = _f32(_f32(1.0 / samples) * _f32(exposure))
     return scale if scale > 0 and math.frexp(scale)[0] == 0.5 else None
 
 

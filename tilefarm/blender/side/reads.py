@@ -86,9 +86,6 @@ def render_reads(scene):
             else:
                 unread.setdefault(full, f"{_label(idb)} names it, but scene "
                                         f"{scene.name!r} does not use it")
-    for library in bpy.data.libraries:
-        if library in libraries:
-            read.add(_absolute(library.filepath, library.parent))
     for idb in _all_ids():
         weak = getattr(idb, "library_weak_reference", None)
         if weak is not None and weak.filepath:
