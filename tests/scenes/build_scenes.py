@@ -11,46 +11,15 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tilefarm", "blender", "side"))
+sys.path.insert(0, HERE)  # the sibling modules below (python -I leaves the script's own dir out)
 
 import bpy  # noqa: E402
 
 import boot  # noqa: E402
 import compat  # noqa: E402  (the fixtures build under every supported runtime)
-from scene_kit import camera as _camera, cube as _cube, plane as _plane  # noqa: E402
-
-
-def base(width=64, height=48, start=1, end=3, samples=8, camera=True):
-    """An animated cube on a floor, lit, seen by a camera: the plain case."""
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
-    scene.render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.samples = samples
-    scene.cycles.use_denoising = False
-    scene.cycles.use_adaptive_sampling = True
-    scene.render.resolution_x, scene.render.resolution_y = width, height
-    scene.render.resolution_percentage = 100
-    scene.frame_start, scene.frame_end = start, end
-    compat.set_file_format(scene.render.image_settings, "PNG")
-    world = bpy.data.worlds.new("World")
-    scene.world = world
-    compat.set_world_color(world, (0.05, 0.06, 0.09))
-    scene.collection.objects.link(_plane("Floor", color=(0.6, 0.55, 0.5, 1)))
-    cube = _cube("Cube", color=(0.8, 0.2, 0.1, 1), location=(0, 0, 1))
-    scene.collection.objects.link(cube)
-    cube.keyframe_insert("location", frame=start)
-    cube.keyframe_insert("rotation_euler", frame=start)
-    cube.location = (1.5, 0.5, 1.2)
-    cube.rotation_euler = (0.0, 0.0, math.radians(90))
-    cube.keyframe_insert("location", frame=max(end, start + 1))
-    cube.keyframe_insert("rotation_euler", frame=max(end, start + 1))
-    light = bpy.data.objects.new("Light", bpy.data.lights.new("Light", "POINT"))
-    light.data.energy = 1500
-    light.location = (4, -2, 6)
-    scene.collection.objects.link(light)
-    if camera:
-        scene.camera = _camera(scene)
-    return scene
+import real_world_scenes  # noqa: E402
+from scene_base import base  # noqa: E402
+from scene_kit import camera as _camera, cube as _cube  # noqa: E402
 
 
 def plain():
@@ -315,101 +284,6 @@ def path_guiding():
     scene.cycles.use_guiding = True
 
 
-def factory_default():
-    """Blender's own default scene (the factory startup file: its cube, light and camera,
-    and the weak library reference its material keeps to an asset file), rendered with
-    Cycles at 5 % so it is quick; one frame."""
-    bpy.ops.wm.read_factory_settings(use_empty=False)
-    scene = bpy.context.scene
-    scene.render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.samples = 8
-    scene.render.resolution_percentage = 5
-    scene.frame_start = scene.frame_end = 1
-
-
-def appended_asset(out):
-    """A material appended from an asset file with Reuse Data (the Asset Browser's
-    default): the material remembers that file by a weak library reference, which Blender
-    never reads to render. The asset file is gone afterwards, as on another machine."""
-    library = os.path.join(out, "asset_library", "materials.blend")
-    os.makedirs(os.path.dirname(library), exist_ok=True)
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    material = bpy.data.materials.new("Brass")
-    material.use_fake_user = True
-    material.diffuse_color = (0.8, 0.6, 0.2, 1)
-    bpy.ops.wm.save_as_mainfile(filepath=library, compress=False)
-    scene = base(end=1)
-    bpy.ops.wm.append(directory=library + "/Material/", filename="Brass",
-                      do_reuse_local_id=True)
-    scene.objects["Cube"].data.materials[0] = bpy.data.materials["Brass"]
-    path = os.path.join(out, "appended_asset.blend")
-    bpy.ops.wm.save_as_mainfile(filepath=path, compress=False, relative_remap=True)
-    os.remove(library)
-    return path
-
-
-def text_missing():
-    """A Text datablock loaded from a README kept beside the project, which is not here:
-    its text is in the .blend, and rendering never reads the file."""
-    base(end=1)
-    text = bpy.data.texts.new("README.md")
-    text.write("notes about the shot\n")
-    text.filepath = "//docs/README.md"
-
-
-def unused_image_missing():
-    """An image datablock nothing in the scene uses (kept by a fake user), whose file is
-    missing: rendering never reads it."""
-    base(end=1)
-    image = bpy.data.images.new("old_plate", 4, 4)
-    image.source = "FILE"
-    image.filepath = "//textures/old_plate.png"
-    image.use_fake_user = True
-
-
-# Every still format Blender writes, each with settings other than its defaults where it
-# has any (issue 26): frames must come out as Blender writes them, never as PNG.
-FORMAT_SETTINGS = {
-    "PNG": {"color_mode": "RGBA", "color_depth": "16", "compression": 40},
-    "JPEG": {"color_mode": "RGB", "quality": 70},
-    "JPEG2000": {"color_mode": "RGB", "color_depth": "12", "jpeg2k_codec": "J2K",
-                 "quality": 80},
-    "BMP": {"color_mode": "RGB"},
-    "IRIS": {"color_mode": "RGBA"},
-    "TARGA": {"color_mode": "RGBA"},
-    "TARGA_RAW": {"color_mode": "RGB"},
-    "CINEON": {},
-    "DPX": {"color_mode": "RGBA", "color_depth": "16", "use_cineon_log": True},
-    "OPEN_EXR": {"color_mode": "RGBA", "color_depth": "16", "exr_codec": "PIZ"},
-    "HDR": {"color_mode": "RGB"},
-    "TIFF": {"color_mode": "RGBA", "color_depth": "16", "tiff_codec": "LZW"},
-    "WEBP": {"color_mode": "RGBA", "quality": 80},
-}
-
-
-# Formats of some Blenders only: built when asked for by name.
-NEWER_FORMAT_SETTINGS = {
-    "AVIF": {"color_mode": "RGBA", "color_depth": "10", "quality": 90},  # 5.2 and later
-}
-
-
-def output_format(name):
-    """The plain scene (one frame), written in format ``name`` with its settings."""
-    scene = base(width=64, height=48, end=1)
-    settings = scene.render.image_settings
-    compat.set_file_format(settings, name)
-    for key, value in {**FORMAT_SETTINGS, **NEWER_FORMAT_SETTINGS}[name].items():
-        setattr(settings, key, value)
-
-
-def movie_output():
-    """A scene set to write a movie: tilefarm writes PNG frames and its own video."""
-    scene = base(end=2)
-    compat.set_file_format(scene.render.image_settings, "FFMPEG")
-    scene.render.ffmpeg.format = "MPEG4"
-
-
 def render_reference(blend, out):
     """Blender's own animation render of ``blend`` (``blender -b FILE -a``): the ground truth."""
     boot.open_blend(blend)
@@ -443,15 +317,9 @@ CASES = {
     "adaptive_cycles_tiles": adaptive_cycles_tiles,
     "sound_video": sound_video,
     "ntsc_rate": ntsc_rate,
-    "factory_default": factory_default,
-    "appended_asset": appended_asset,
-    "text_missing": text_missing,
-    "unused_image_missing": unused_image_missing,
-    "movie_output": movie_output,
-    **{f"format_{name.lower()}": (lambda name=name: output_format(name))
-       for name in [*FORMAT_SETTINGS, *NEWER_FORMAT_SETTINGS]},
+    **real_world_scenes.CASES,
 }
-ONLY_WHEN_ASKED = {f"format_{name.lower()}" for name in NEWER_FORMAT_SETTINGS}
+ONLY_WHEN_ASKED = real_world_scenes.ONLY_WHEN_ASKED
 
 
 def build(request):
