@@ -10,12 +10,17 @@ the failure reaches further down, and every branch keeps its last good output.
 
 One engine owns a store at a time (an exclusive lock on ``engine.lock``), so a
 second engine on the same store is refused instead of corrupting it.
+
+``tilefarm serve`` runs jobs by shot instead (``engine.shots``): a job with
+``Inputs.shot`` runs on that shot's datums only and replaces only that shot's files in
+its output commit.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import threading
 import os
 import shutil
 import time
@@ -25,10 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tilefarm.engine.commits import conflicts, job_error, job_files
 from tilefarm.engine.control import Control, shot_of_inputs
 from tilefarm.engine.datums import Datum, datums
-from tilefarm.engine.store import Commit, FileInfo, Store, StoreError
-from tilefarm.engine.warm import WarmPools
+from tilefarm.engine.provenance import Inputs, resolve
+from tilefarm.engine.store import Commit, FileInfo, Store, StoreError, in_shot
+from tilefarm.engine.warm import WarmPool, WarmPools
 from tilefarm.engine.workers import DatumRun, JobWorkers
 from tilefarm.errors import TilefarmError
 from tilefarm.pipelines.specs import PipelineSpec, parse_spec, provenance_order
@@ -55,18 +62,6 @@ class JobReport:
 Progress = Callable[[str, dict[str, int]], None]  # (job id, counts) on every datum outcome
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """The input commits a job would run on, and the origin commits they all trace back to."""
-
-    commits: dict[str, str | None]  # input repo -> commit id (None: the repo is empty)
-    provenance: dict[str, str | None]  # origin repo -> commit id
-    failed: tuple[str, ...] = ()  # upstream pipelines whose job for this provenance failed
-
-    def key(self) -> str:
-        return json.dumps(self.commits, sort_keys=True)
-
-
 class Engine:
     def __init__(self, root: Path, *, lock: bool = True, warm: bool = False) -> None:
         self.root = root.resolve()
@@ -90,6 +85,7 @@ class Engine:
             self._lock_file.flush()
         self.store = Store(root)
         self.control = Control(self.store)
+        self.closing = threading.Event()
         if lock:
             # Jobs left running by an engine that was killed are over: mark them so.
             self.store.db.execute("UPDATE jobs SET state='killed', finished=? WHERE state='running'",
@@ -97,6 +93,7 @@ class Engine:
             shutil.rmtree(root / "work", ignore_errors=True)
 
     def close(self) -> None:
+        self.closing.set()
         if self.warm is not None:
             self.warm.close()
         self.store.close()
@@ -152,52 +149,16 @@ class Engine:
 
     # -- provenance ----------------------------------------------------------------------------
 
-    def origins(self, repo: str, specs: Mapping[str, PipelineSpec]) -> set[str]:
-        """The origin repos (no pipeline writes them) that ``repo`` derives from."""
-        spec = specs.get(repo)
-        if spec is None:
-            return {repo}
-        return set().union(*(self.origins(r, specs) for r in spec.input_repos()))
-
     def resolve(self, spec: PipelineSpec) -> Inputs | None:
-        """The inputs a job of ``spec`` runs on now: each origin repo's head, and each
-        upstream pipeline's output commit made from those same origin commits. None while
-        an upstream has not run on them yet (it runs first, in provenance order)."""
-        specs = {s.name: s for s, _ in self.pipelines()}
-        provenance: dict[str, str | None] = {}
-        for origin in sorted(self.origins(spec.name, specs)):
-            head = self.store.head(origin)
-            provenance[origin] = head.id if head else None
-        commits: dict[str, str | None] = {}
-        failed = []
-        for repo in spec.input_repos():
-            if repo not in specs:
-                commits[repo] = provenance[repo]
-                continue
-            want = {o: provenance[o] for o in self.origins(repo, specs)}
-            made = self._made_from(repo, want)
-            if made is None:
-                return None
-            if made.state != "finished":
-                failed.append(repo)
-            commits[repo] = made.id
-        return Inputs(commits, provenance, tuple(sorted(failed)))
-
-    def _made_from(self, repo: str, provenance: Mapping[str, str | None]) -> Commit | None:
-        """The newest commit of ``repo`` derived from exactly ``provenance``."""
-        rows = self.store.db.execute("SELECT id, provenance FROM commits WHERE repo=? "
-                                     "ORDER BY seq DESC", (repo,)).fetchall()
-        for row in rows:
-            if json.loads(row["provenance"] or "{}") == dict(provenance):
-                return self.store.commit(row["id"])
-        return None
+        """The inputs a job of ``spec`` runs on now (``provenance.resolve``)."""
+        return resolve(self.store, {s.name: s for s, _ in self.pipelines()}, spec)
 
     # -- datums --------------------------------------------------------------------------------
 
-    def list_datums(self, spec: PipelineSpec,
-                    commits: Mapping[str, str | None] | None = None) -> list[Datum]:
+    def list_datums(self, spec: PipelineSpec, commits: Mapping[str, str | None] | None = None,
+                    shot: str | None = None) -> list[Datum]:
         """The datums ``spec`` has over ``commits`` (input repo -> commit), by default the
-        current heads of its inputs (a dry run)."""
+        current heads of its inputs (a dry run); with ``shot``, over that shot's files only."""
         def source(pfs: Mapping[str, Any]) -> tuple[list[FileInfo], str | None]:
             repo = str(pfs["repo"])
             if commits is not None:
@@ -205,7 +166,10 @@ class Engine:
             else:
                 head = self.store.head(repo, str(pfs.get("branch") or "master"))
                 commit = head.id if head else None
-            return self.store.files(commit), commit
+            files = self.store.files(commit)
+            if shot is not None:
+                files = [f for f in files if in_shot(f.path, shot)]
+            return files, commit
 
         unique: dict[str, Datum] = {}
         for datum in datums(spec.input, source):
@@ -220,19 +184,24 @@ class Engine:
         inputs = self.resolve(spec)
         if inputs is None or all(c is None for c in inputs.commits.values()):
             return None
+        return inputs if self.wanted(spec, version, inputs) else None
+
+    def wanted(self, spec: PipelineSpec, version: int, inputs: Inputs) -> bool:
+        """Whether a job of ``spec`` on ``inputs`` is to run: none succeeded on them, or the
+        last one deferred datums of a shot that has been resumed since."""
         with self.store.lock:
             done = self.store.db.execute(
                 "SELECT id FROM jobs WHERE pipeline=? AND version=? AND inputs=? AND "
-                "state='success' ORDER BY created DESC LIMIT 1",
-                (spec.name, version, inputs.key())).fetchone()
+                "shot IS ? AND state='success' ORDER BY created DESC LIMIT 1",
+                (spec.name, version, inputs.key(), inputs.shot)).fetchone()
             if done is None:
-                return inputs
+                return True
             deferred = self.store.db.execute(
                 "SELECT inputs FROM datums WHERE job=? AND state='deferred'",
                 (done["id"],)).fetchall()
         # Datums deferred by a pause or cancel run again once their shot is resumed.
         waiting = {shot_of_inputs(r["inputs"]) for r in deferred}
-        return inputs if waiting - self.control.held() else None
+        return bool(waiting - self.control.held())
 
     def run_pending(self, *, workers: int = 1, progress: Progress | None = None,
                     on_job: Callable[[str, str, int], None] | None = None) -> list[JobReport]:
@@ -271,28 +240,32 @@ class Engine:
         error = ("unrunnable because the following upstream pipelines failed: "
                  + ", ".join(inputs.failed))
         now = time.time()
-        head = self.store.head(spec.name)
-        commit = self.store.write_commit(spec.name, "master", {}, parent=head.id if head else None,
-                                         state="failed", job=job, move_head=False,
-                                         provenance=inputs.provenance)
-        self.store.db.execute(
-            "INSERT INTO jobs (id, pipeline, version, inputs, output, state, created, started, "
-            "finished, error) VALUES (?, ?, ?, ?, ?, 'unrunnable', ?, ?, ?, ?)",
-            (job, spec.name, version, inputs.key(), commit.id, now, now, now, error))
+        commit = self._write_output(spec, inputs, {}, job, ok=False)
+        with self.store.lock:
+            self.store.db.execute(
+                "INSERT INTO jobs (id, pipeline, version, inputs, output, state, created, "
+                "started, finished, error, shot) VALUES (?, ?, ?, ?, ?, 'unrunnable', ?, ?, ?, "
+                "?, ?)", (job, spec.name, version, inputs.key(), commit.id, now, now, now, error,
+                          inputs.shot))
         return JobReport(job, spec.name, "unrunnable", 0, 0, 0, 0, error)
 
     def run_job(self, spec: PipelineSpec, version: int, inputs: Inputs, *,
                 workers: int = 1, progress: Progress | None = None,
-                on_job: Callable[[str, str, int], None] | None = None) -> JobReport:
+                on_job: Callable[[str, str, int], None] | None = None,
+                rank: int = 0) -> JobReport:
+        """Run one job; ``rank`` orders its datums after those of lower rank among equal
+        priorities, in slots shared with the pipeline's other running jobs."""
         job = uuid.uuid4().hex
-        salt = self.salt(spec.name)
-        all_datums = self.list_datums(spec, inputs.commits)
+        with self.store.lock:
+            salt = self.salt(spec.name)
+            all_datums = self.list_datums(spec, inputs.commits, inputs.shot)
         slots = max(1, min(workers, spec.parallelism))
-        db = self.store.db
-        db.execute("INSERT INTO jobs (id, pipeline, version, inputs, state, created, started, total,"
-                   " workers) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
-                   (job, spec.name, version, inputs.key(), time.time(),
-                    time.time(), len(all_datums), slots))
+        with self.store.lock:
+            self.store.db.execute(
+                "INSERT INTO jobs (id, pipeline, version, inputs, state, created, started, "
+                "total, workers, shot) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                (job, spec.name, version, inputs.key(), time.time(), time.time(),
+                 len(all_datums), slots, inputs.shot))
         counts = {"total": len(all_datums), "processed": 0, "skipped": 0, "failed": 0,
                   "deferred": 0}
         if on_job is not None:
@@ -337,19 +310,23 @@ class Engine:
             self._count(job, counts, progress)
 
         threads = max(1, (os.cpu_count() or 1) // slots)
-        warm = self.warm.get(spec, slots) if self.warm is not None and spec.batching else None
-        pool = JobWorkers(self.store, spec, job, runs, slots, finish,
-                          warm.work if warm else self.root / "work" / job,
-                          self.root / "logs" / spec.name / job, threads,
-                          control=self.control, defer=defer, pool=warm)
+        shared = self.warm.get(spec, slots) if self.warm is not None else None
+        workers_ = JobWorkers(self.store, spec, job, runs, slots, finish,
+                              shared.work if isinstance(shared, WarmPool)
+                              else self.root / "work" / job,
+                              self.root / "logs" / spec.name / job, threads,
+                              control=self.control, defer=defer, pool=shared, rank=rank)
         crash = None
         try:
-            pool.run()
+            workers_.run()
         except Exception as exc:
             crash = f"the engine failed running datums: {exc.__class__.__name__}: {exc}"
         finally:
-            pool.stop()
+            workers_.stop()
             shutil.rmtree(self.root / "work" / job, ignore_errors=True)
+        if self.closing.is_set() and sum(counts[k] for k in ("processed", "skipped", "failed")) \
+                < counts["total"]:
+            crash = crash or "the engine stopped before the job ended"
         return self._close_job(spec, job, inputs, counts, crash)
 
     def _collect(self, out: Path) -> list[tuple[str, FileInfo]]:
@@ -368,33 +345,28 @@ class Engine:
 
     def _close_job(self, spec: PipelineSpec, job: str, inputs: Inputs, counts: dict[str, int],
                    crash: str | None = None) -> JobReport:
-        db = self.store.db
-        error = crash
-        if counts["failed"] and error is None:
-            row = db.execute("SELECT error FROM datums WHERE job=? AND state='failed' LIMIT 1",
-                             (job,)).fetchone()
-            error = f"{counts['failed']} datum(s) failed: {row['error'] if row else ''}"
-        files: dict[str, FileInfo] = {}
-        owner: dict[str, str] = {}
-        if error is None:
-            rows = db.execute("SELECT o.datum, o.path, o.hash, o.size FROM datums d JOIN datum_outputs o "
-                              "ON o.pipeline=d.pipeline AND o.version=d.version AND o.datum=d.id "
-                              "WHERE d.job=? ORDER BY o.path", (job,)).fetchall()
-            for r in rows:
-                if r["path"] in owner and owner[r["path"]] != r["datum"]:
-                    # Pachyderm 2.x fails the job when two datums write the same path.
-                    error = (f"datums {owner[r['path']][:12]} and {r['datum'][:12]} both wrote "
-                             f"{r['path']}")
-                    break
-                owner[r["path"]] = r["datum"]
-                files[r["path"]] = FileInfo(r["path"], r["hash"], r["size"])
-        head = self.store.head(spec.name)
-        state = "failure" if error else "success"
-        commit = self.store.write_commit(spec.name, "master", files if not error else {},
-                                         parent=head.id if head else None,
-                                         state="failed" if error else "finished", job=job,
-                                         move_head=not error, provenance=inputs.provenance)
-        db.execute("UPDATE jobs SET state=?, finished=?, output=?, error=? WHERE id=?",
-                   (state, time.time(), commit.id, error, job))
+        with self.store.lock:
+            error = job_error(self.store, job, inputs.shot, counts["failed"], crash)
+            files = {} if error else job_files(self.store, job)
+            if files and error is None:
+                error = conflicts(files, inputs.shot)
+            state = "failure" if error else "success"
+            commit = self._write_output(spec, inputs, {p: f for p, (_, f) in files.items()},
+                                        job, ok=not error)
+            self.store.db.execute("UPDATE jobs SET state=?, finished=?, output=?, error=? "
+                                  "WHERE id=?", (state, time.time(), commit.id, error, job))
         return JobReport(job, spec.name, state, counts["total"], counts["processed"],
                          counts["skipped"], counts["failed"], error)
+
+    def _write_output(self, spec: PipelineSpec, inputs: Inputs, files: dict[str, FileInfo],
+                      job: str, *, ok: bool) -> Commit:
+        """The job's output commit; a failed one holds nothing and leaves the head alone."""
+        if inputs.shot is not None:
+            return self.store.write_shot_commit(spec.name, inputs.shot, files,
+                                                state="finished" if ok else "failed", job=job,
+                                                provenance=inputs.provenance)
+        head = self.store.head(spec.name)
+        return self.store.write_commit(spec.name, "master", files if ok else {},
+                                       parent=head.id if head else None,
+                                       state="finished" if ok else "failed", job=job,
+                                       move_head=ok, provenance=inputs.provenance)

@@ -56,7 +56,9 @@ CREATE INDEX IF NOT EXISTS datums_by_id ON datums (pipeline, version, id, state)
 """
 # Columns added after the first release; a store made before them gains them on open.
 MIGRATIONS = (("commits", "provenance", "TEXT"),
-              ("pipelines", "salt", "INTEGER"))
+              ("pipelines", "salt", "INTEGER"),
+              ("commits", "shot", "TEXT"),  # a shot job's output commit (engine: by shot)
+              ("jobs", "shot", "TEXT"))
 
 
 class StoreError(TilefarmError):
@@ -80,6 +82,7 @@ class Commit:
     state: str  # "finished" or "failed"
     job: str | None
     provenance: dict[str, str | None]  # origin repo -> the commit of it this one derives from
+    shot: str | None = None  # made by a job of this one shot (the others' files carried over)
 
 
 def normalize(path: str) -> str:
@@ -88,6 +91,11 @@ def normalize(path: str) -> str:
     if ".." in parts:
         raise StoreError(f"path {path!r} may not contain '..'")
     return "/" + "/".join(parts)
+
+
+def in_shot(path: str, shot: str) -> bool:
+    """Whether a repo path belongs to render job ``shot``: ``/SHOT.blend`` or under ``/SHOT/``."""
+    return path == f"/{shot}.blend" or path == f"/{shot}" or path.startswith(f"/{shot}/")
 
 
 class Store:
@@ -192,7 +200,7 @@ class Store:
         if row is None:
             raise StoreError(f"commit {commit_id!r} does not exist")
         return Commit(row["id"], row["repo"], row["branch"], row["parent"], row["created"],
-                      row["state"], row["job"], json.loads(row["provenance"] or "{}"))
+                      row["state"], row["job"], json.loads(row["provenance"] or "{}"), row["shot"])
 
     def commits(self, repo: str, branch: str | None = None) -> list[Commit]:
         sql, args = "SELECT id FROM commits WHERE repo=?", [repo]
@@ -223,17 +231,34 @@ class Store:
                                             move_head, provenance)
         return self.commit(commit_id)
 
+    def write_shot_commit(self, repo: str, shot: str, files: Mapping[str, FileInfo], *,
+                          state: str, job: str, provenance: Mapping[str, str | None]) -> Commit:
+        """Record a shot job's output commit on master: the head's files with the shot's own
+        (``/SHOT.blend``, ``/SHOT/...``) replaced by ``files``. The head is read in the same
+        transaction, so shot jobs closing at once each keep the others' files. A failed
+        commit does not move the head (the branch keeps its last good output)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT head FROM branches WHERE repo=? AND name='master'",
+                             (repo,)).fetchone()
+            head = row["head"] if row else None
+            merged = {f.path: f for f in self.files(head) if not in_shot(f.path, shot)}
+            merged.update(files)
+            ok = state == "finished"
+            commit_id = self._insert_commit(db, repo, "master", merged if ok else {}, head,
+                                            state, job, ok, provenance, shot)
+        return self.commit(commit_id)
+
     def _insert_commit(self, db: sqlite3.Connection, repo: str, branch: str,
                        files: Mapping[str, FileInfo], parent: str | None, state: str,
                        job: str | None, move_head: bool,
-                       provenance: Mapping[str, str | None] | None) -> str:
+                       provenance: Mapping[str, str | None] | None, shot: str | None = None) -> str:
         commit_id = uuid.uuid4().hex
         origin = dict(provenance) if provenance is not None else {repo: commit_id}
         seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM commits").fetchone()[0]
         db.execute("INSERT INTO commits (id, repo, branch, parent, created, state, job, seq, "
-                   "provenance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   "provenance, shot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (commit_id, repo, branch, parent, time.time(), state, job, seq,
-                    json.dumps(origin, sort_keys=True)))
+                    json.dumps(origin, sort_keys=True), shot))
         db.executemany("INSERT INTO files VALUES (?, ?, ?, ?)",
                        [(commit_id, path, f.hash, f.size) for path, f in files.items()])
         if move_head:

@@ -9,8 +9,10 @@ runtime), serve that job too. Each worker keeps one pfs directory across jobs, s
 an unchanged .blend finds it at the same path, still loaded.
 
 A pool belongs to one pipeline spec, worker count and thread share; another spec makes
-a new pool. A process that dies is restarted when its job still has datums; a datum it
-was serving fails one try, as in a job of its own (``workers.JobWorkers``).
+a new pool. Several jobs of the pipeline may run at once (one per shot): a process that
+asks for a datum gets the next one over all of them (``pools.SharedPool``). A process
+that dies is restarted while a job still has datums; a datum it was serving fails one
+try, as in a job of its own (``workers.JobWorkers``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from tilefarm.engine.pools import PlainPool, SharedPool
 from tilefarm.engine.workers import DatumRun, JobWorkers, StartFailed
 from tilefarm.pipelines.specs import PipelineSpec
 from tilefarm.pipelines.worker import WORKER_PORT_ENV, WorkerServer
@@ -48,9 +51,9 @@ class _Slot:
             while True:
                 if pool.closing:
                     return None
-                job = pool.job
-                run = job.next_run() if job is not None else None
-                if job is not None and run is not None:
+                picked = pool.pick()
+                if picked is not None:
+                    job, run = picked
                     pfs, env = job.prepare(run, self.index)
                     self.job, self.current, self.pfs = job, run, pfs
                     self.started = time.monotonic()
@@ -88,9 +91,9 @@ class _Slot:
             job.processes.discard(self.proc)  # it outlives the job: JobWorkers.stop spares it
         except StartFailed as exc:
             self.proc = None
-            run = job.next_run()
-            if run is not None:  # a failed try of the next datum, as Pachyderm charges it
-                job.finish(run, False, str(exc), self.own_pfs())
+            picked = self.pool.pick()
+            if picked is not None:  # a failed try of the next datum, as Pachyderm charges it
+                picked[0].finish(picked[1], False, str(exc), self.own_pfs())
 
     def check(self, timeout: float | None) -> None:
         """Handle a dead process or a datum past its timeout (the caller holds the lock)."""
@@ -106,13 +109,12 @@ class _Slot:
         if self.busy():
             self._finish_current(False, f"worker exited with code {proc.returncode} "
                                  f"mid-datum: {log_tail(self.log, 2) if self.log else ''}")
-        elif not self.asked and self.pool.job is not None:
-            run = self.pool.job.next_run()
-            if run is not None:  # "user code exited prematurely": a try of the next datum
-                # Charged against this slot's own directory: finish removes the pfs's
-                # parent, and any other path could hold another worker's datum.
-                self.pool.job.finish(run, False, f"worker exited with code {proc.returncode} "
-                                     "before asking for a datum", self.own_pfs())
+        elif not self.asked and (picked := self.pool.pick()) is not None:
+            # "user code exited prematurely": a try of the next datum, charged against this
+            # slot's own directory: finish removes the pfs's parent, and any other path
+            # could hold another worker's datum.
+            picked[0].finish(picked[1], False, f"worker exited with code {proc.returncode} "
+                             "before asking for a datum", self.own_pfs())
         self.proc = None
 
     def close(self) -> None:
@@ -124,70 +126,82 @@ class _Slot:
         self.server.stop()
 
 
-class WarmPool:
-    """The warm processes of one pipeline, and the job they serve now."""
+class WarmPool(SharedPool):
+    """The warm processes of one pipeline, and the jobs they serve now."""
 
     def __init__(self, spec: PipelineSpec, workers: int, work: Path) -> None:
+        super().__init__(workers)
         self.key = (spec.text(), workers)
         self.work = work
-        self.cond = threading.Condition()
-        self.job: JobWorkers | None = None
-        self.closing = False
         self.slots = [_Slot(self, i) for i in range(workers)]
 
-    def run(self, job: JobWorkers) -> None:
-        """Serve every datum of ``job`` with the pool's processes, starting missing ones."""
+    def drive(self, job: JobWorkers) -> None:
+        """Serve every datum of ``job``, starting missing processes; several jobs' threads
+        may drive at once, each until its own job is done."""
+        fruitless = 0
         with self.cond:
-            self.job = job
-            self.cond.notify_all()
-        try:
-            fruitless = 0
-            while True:
-                with self.cond:
-                    for slot in self.slots:
-                        slot.check(job.spec.timeout)
-                    left = job.has_runnable()
-                    if not left and not any(s.busy() and s.job is job for s in self.slots):
-                        return
-                    if left:
-                        dead = [s for s in self.slots if s.proc is None]
-                        for slot in dead:
-                            slot.ensure(job)
-                        fruitless = fruitless + 1 if dead and all(
-                            s.proc is None for s in dead) else 0
-                        if fruitless >= 3:
-                            return  # no process will start: the datums left stay pending
-                    self.cond.wait(timeout=0.05)
-        finally:
-            with self.cond:
-                self.job = None
+            while not self.closing:
+                for slot in self.slots:
+                    slot.check(job.spec.timeout)
+                left = job.has_runnable()
+                if not left and not any(s.busy() and s.job is job for s in self.slots):
+                    return
+                if left:
+                    dead = [s for s in self.slots if s.proc is None]
+                    for slot in dead:
+                        slot.ensure(job)
+                    fruitless = fruitless + 1 if dead and all(
+                        s.proc is None for s in dead) else 0
+                    if fruitless >= 3:
+                        return  # no process will start: the datums left stay pending
+                # Woken when a datum ends; the timeout polls for a process that died and
+                # a datum past its datumTimeout.
+                self.cond.wait(timeout=0.05)
 
     def close(self) -> None:
-        with self.cond:
-            self.closing = True
-            self.cond.notify_all()
+        super().close()
         for slot in self.slots:
             slot.close()
 
 
 class WarmPools:
-    """The engine's warm pools, one per pipeline."""
+    """The engine's shared pools, one per pipeline: warm batching processes, or slots that
+    start a process per datum."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.pools: dict[str, WarmPool] = {}
+        self.pools: dict[str, tuple[tuple[str, int], SharedPool]] = {}
+        self.retired: list[SharedPool] = []  # replaced while their jobs still ran
+        self.made = 0
+        self.lock = threading.Lock()
 
-    def get(self, spec: PipelineSpec, workers: int) -> WarmPool:
-        pool = self.pools.get(spec.name)
-        if pool is not None and pool.key != (spec.text(), workers):
-            pool.close()
-            pool = None
-        if pool is None:
-            pool = WarmPool(spec, workers, self.root / f"warm-{spec.name}")
-            self.pools[spec.name] = pool
-        return pool
+    def get(self, spec: PipelineSpec, workers: int) -> SharedPool:
+        """The pipeline's pool; a changed spec or worker count replaces it once none of
+        its jobs is running (until then its jobs keep the old one)."""
+        key = (spec.text(), workers)
+        with self.lock:
+            for old in [p for p in self.retired if not p.jobs]:
+                old.close()
+                self.retired.remove(old)
+            found = self.pools.get(spec.name)
+            if found is not None and found[0] != key:
+                if found[1].jobs:
+                    self.retired.append(found[1])
+                else:
+                    found[1].close()
+                found = None
+            if found is None:
+                self.made += 1
+                pool: SharedPool = (WarmPool(spec, workers,
+                                             self.root / f"warm-{spec.name}-{self.made}")
+                                    if spec.batching else PlainPool(workers))
+                found = (key, pool)
+                self.pools[spec.name] = found
+            return found[1]
 
     def close(self) -> None:
-        for pool in self.pools.values():
-            pool.close()
-        self.pools.clear()
+        with self.lock:
+            for pool in [p for _, p in self.pools.values()] + self.retired:
+                pool.close()
+            self.pools.clear()
+            self.retired.clear()

@@ -33,10 +33,10 @@ from tilefarm.runtime.pfs import PFS_ROOT_ENV
 from tilefarm.runtime.procs import kill_group, log_tail
 
 if TYPE_CHECKING:
-    from tilefarm.engine.warm import WarmPool
+    from tilefarm.engine.pools import SharedPool
 
 
-@dataclass
+@dataclass(eq=False)  # a datum's run is itself: the queue finds it by identity
 class DatumRun:
     datum: Datum
     tries: int = 0
@@ -83,7 +83,7 @@ class JobWorkers:
                  workers: int, finish: Finish, work: Path, logs: Path, threads: int,
                  control: Control | None = None,
                  defer: Callable[[DatumRun], None] | None = None,
-                 pool: "WarmPool | None" = None) -> None:
+                 pool: "SharedPool | None" = None, rank: int = 0) -> None:
         self.store, self.spec, self.job = store, spec, job
         for order, run in enumerate(runs):
             run.order = order
@@ -93,7 +93,10 @@ class JobWorkers:
         # The holds this job started with stay: a resume reaches only later jobs.
         self.held_at_start = control.held() if control is not None else set()
         self.serving: dict[int, tuple[subprocess.Popen[bytes], DatumRun]] = {}
-        self.pool = pool  # warm batching processes that outlive this job (engine.warm)
+        # Worker slots shared with the pipeline's other running jobs (engine.pools); without
+        # one, the job's batching processes are its own, and plain ones get a pool of its own.
+        self.pool = pool
+        self.rank = rank  # the job's place in the farm's order (its shot's submission)
         self.workers = max(1, workers)
         self.finish_cb = finish
         self.work, self.logs = work, logs
@@ -115,36 +118,51 @@ class JobWorkers:
         state = (controls if controls is not None else self.control.all()).get(run.shot)
         return state is not None and state.held
 
-    def next_run(self) -> DatumRun | None:
-        """The pending datum of the highest-priority shot not paused or cancelled; the
-        held shots' datums are deferred on the way (they run in a later job)."""
+    def peek(self) -> tuple[tuple[int, int, int], DatumRun] | None:
+        """The pending datum this job would run next, and its place in the farm's order:
+        (-priority of its shot, the job's rank, its place in the job); lower goes first.
+        The datums of paused or cancelled shots are deferred on the way (they run in a
+        later job)."""
         deferred: list[DatumRun] = []
         try:
             with self.lock:
-                if self.stopping.is_set():
+                if self.stopping.is_set() or not self.queue:
                     return None
                 if self.control is None:
-                    return self.queue.popleft() if self.queue else None
+                    return (0, self.rank, self.queue[0].order), self.queue[0]
                 controls = self.control.all()  # one read for the whole queue
                 if not self.held_at_start and not any(c.held or c.priority
                                                       for c in controls.values()):
-                    return self.queue.popleft() if self.queue else None  # nothing steered
-                runnable = []
+                    return (0, self.rank, self.queue[0].order), self.queue[0]  # unsteered
+                best: tuple[tuple[int, int, int], DatumRun] | None = None
                 for run in list(self.queue):
                     if self.held(run, controls):
                         self.queue.remove(run)
                         deferred.append(run)
-                    else:
-                        runnable.append(run)
-                if not runnable:
-                    return None
-                best = min(runnable, key=lambda r: (
-                    -controls[r.shot].priority if r.shot in controls else 0, r.order))
-                self.queue.remove(best)
+                        continue
+                    steer = controls.get(run.shot or "")
+                    key = (-(steer.priority if steer else 0), self.rank, run.order)
+                    if best is None or key < best[0]:
+                        best = (key, run)
                 return best
         finally:
             for run in deferred:
                 self._defer(run)
+
+    def take(self, run: DatumRun) -> bool:
+        """Take ``run`` (from ``peek``) off the queue; False if another worker took it."""
+        with self.lock:
+            if self.stopping.is_set() or run not in self.queue:
+                return False
+            self.queue.remove(run)
+            return True
+
+    def next_run(self) -> DatumRun | None:
+        """The pending datum of the highest-priority shot not paused or cancelled."""
+        while (found := self.peek()) is not None:
+            if self.take(found[1]):
+                return found[1]
+        return None
 
     def has_runnable(self) -> bool:
         """Whether a pending datum may start now (not of a paused or cancelled shot)."""
@@ -207,27 +225,21 @@ class JobWorkers:
 
     def run(self) -> None:
         """Run every datum; re-raise the first error of tilefarm's own (not a datum's)."""
-        body = self._batching_worker if self.spec.batching else self._plain_worker
-        if self.spec.batching and self.pool is not None:
-            body = self._warm_worker
-            self.workers = 1  # one thread drives the whole pool
+        from tilefarm.engine.pools import PlainPool
 
-        def guarded(index: int) -> None:
-            try:
-                body(index)
-            except BaseException as exc:  # surfaced in the job, never lost in a thread
-                self.crash = self.crash or exc
-                self.stop()
-
-        threads = [threading.Thread(target=guarded, args=(n,), daemon=True)
-                   for n in range(self.workers)]
+        pool = self.pool
+        own = pool is None and not self.spec.batching
+        if own:
+            pool = PlainPool(self.workers)
         forget = self.control.on_cancel(self.kill_shot) if self.control is not None else None
         try:
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            if pool is not None:
+                pool.run(self)
+            else:
+                self._run_threads(self._batching_worker)
         finally:
+            if own and pool is not None:
+                pool.close()
             if forget is not None:
                 forget()
             for run in list(self.queue):  # held when the last worker stopped asking
@@ -235,6 +247,25 @@ class JobWorkers:
                 self._defer(run)
         if self.crash is not None:
             raise self.crash
+
+    def _run_threads(self, body: Callable[[int], None]) -> None:
+        def guarded(index: int) -> None:
+            try:
+                body(index)
+            except BaseException as exc:  # surfaced in the job, never lost in a thread
+                self.failed(exc)
+
+        threads = [threading.Thread(target=guarded, args=(n,), daemon=True)
+                   for n in range(self.workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def failed(self, exc: BaseException) -> None:
+        """tilefarm itself failed serving this job: stop it, and raise ``exc`` from ``run``."""
+        self.crash = self.crash or exc
+        self.stop()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -256,34 +287,30 @@ class JobWorkers:
         self.processes.add(proc)
         return proc
 
-    def _warm_worker(self, index: int) -> None:
-        assert self.pool is not None
-        self.pool.run(self)
-
     # -- one process per datum ---------------------------------------------------------------
 
-    def _plain_worker(self, index: int) -> None:
-        while (run := self.next_run()) is not None:
-            pfs, env = self.prepare(run)
-            log = self.logs / f"{run.datum.id}.log"
-            try:
-                proc = self._spawn({**self.base_env(), **env}, log)
-            except StartFailed as exc:  # a failed try of this datum, retried up to datumTries
-                self.finish(run, False, str(exc), pfs)
-                continue
-            self.serving[proc.pid] = (proc, run)
-            if self.held(run) and self.control is not None \
-                    and self.control.get(run.shot or "").cancelled:
-                kill_group(proc)  # cancelled between the pick and the start
-            try:
-                code = proc.wait(timeout=self.spec.timeout)
-                error = "" if code == 0 else f"exited with code {code}: {log_tail(log, 2)}"
-            except subprocess.TimeoutExpired:
-                kill_group(proc)
-                error = f"timed out after {self.spec.timeout:g} s (datumTimeout)"
-            self.processes.discard(proc)
-            self.serving.pop(proc.pid, None)
-            self.finish(run, not error, error, pfs)
+    def run_plain(self, run: DatumRun) -> None:
+        """One try of ``run`` in a process of its own (``pools.PlainPool``'s slots call it)."""
+        pfs, env = self.prepare(run)
+        log = self.logs / f"{run.datum.id}.log"
+        try:
+            proc = self._spawn({**self.base_env(), **env}, log)
+        except StartFailed as exc:  # a failed try of this datum, retried up to datumTries
+            self.finish(run, False, str(exc), pfs)
+            return
+        self.serving[proc.pid] = (proc, run)
+        if self.held(run) and self.control is not None \
+                and self.control.get(run.shot or "").cancelled:
+            kill_group(proc)  # cancelled between the pick and the start
+        try:
+            code = proc.wait(timeout=self.spec.timeout)
+            error = "" if code == 0 else f"exited with code {code}: {log_tail(log, 2)}"
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            error = f"timed out after {self.spec.timeout:g} s (datumTimeout)"
+        self.processes.discard(proc)
+        self.serving.pop(proc.pid, None)
+        self.finish(run, not error, error, pfs)
 
     # -- datum batching ------------------------------------------------------------------------
 

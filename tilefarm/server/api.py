@@ -274,7 +274,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, intake_error(exc, folder)) from None
 
     def _taken(self, jobs: list[str]) -> None:
-        self.farm.wake.set()
+        self.farm.poke()
         self._json({"jobs": jobs}, 201)
 
     def control(self, query: dict[str, list[str]], job: str, verb: str) -> None:
@@ -282,7 +282,7 @@ class Handler(BaseHTTPRequestHandler):
             self._known(engine, job)
         control = self.farm.engine.control  # the one whose cancel kills running datums
         {"pause": control.pause, "resume": control.resume, "cancel": control.cancel}[verb](job)
-        self.farm.wake.set()
+        self.farm.poke()
         self.farm._dirty.set()
         self._json({"job": job, "done": verb})
 
@@ -304,7 +304,7 @@ class Handler(BaseHTTPRequestHandler):
         with self.farm.reader() as engine:
             self._known(engine, job)
             count = rerender(engine, job, frames)
-        self.farm.wake.set()
+        self.farm.poke()
         self._json({"job": job, "datums": count})
 
 

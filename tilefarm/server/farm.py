@@ -1,8 +1,9 @@
 """The running farm behind ``tilefarm serve``: the engine's scheduler, the live view, webhooks.
 
-One engine owns the store (its lock) and runs pending jobs in a scheduler thread, woken
-when a job arrives, is resumed or re-rendered, and every 2 s so that ``tilefarm put file``
-on the same store is seen too. A watcher recomputes the jobs view (``state.all_views``) on
+One engine owns the store (its lock) and runs every shot's jobs at once
+(``engine.shots``): a scheduler thread starts the pending ones when a job arrives, is
+resumed or re-rendered (``poke``), when a job ends, and every 2 s so that ``tilefarm put
+file`` on the same store is seen too. A watcher recomputes the jobs view (``state.all_views``) on
 every datum outcome and twice a second; subscribers of ``/api/events`` get it only when it
 changed. Request threads read through connections of their own (``reader``).
 """
@@ -23,6 +24,7 @@ from typing import Any
 from tilefarm.blender import runtimes
 from tilefarm.blender.runtimes import WarmRunner
 from tilefarm.engine.engine import Engine
+from tilefarm.engine.shots import ShotScheduler
 from tilefarm.pipelines.specs import packaged_specs
 from tilefarm.splitter.split import FACTS_CACHE_ENV
 from tilefarm.splitter.variants import VARIANT_CACHE_ENV
@@ -42,8 +44,11 @@ class Farm:
         self.workers = workers
         self.notify = notify
         self.wake = threading.Event()
+        self.poked = threading.Event()  # someone acted: jobs that failed may run again
         self.stopping = threading.Event()
-        self.busy = False
+        self.scheduler = ShotScheduler(self.engine, workers,
+                                       progress=lambda job, counts: self._dirty.set(),
+                                       on_end=self._job_ended)
         self.changed = threading.Condition()
         self.version = 0
         self.snapshot: list[dict[str, Any]] = []
@@ -62,11 +67,28 @@ class Farm:
         for thread in self._threads:
             thread.start()
 
+    @property
+    def busy(self) -> bool:
+        return self.scheduler.busy()
+
+    def poke(self) -> None:
+        """A job arrived, or was resumed or re-rendered: schedule now."""
+        self.poked.set()
+        self.wake.set()
+
+    def _job_ended(self) -> None:
+        self._dirty.set()
+        self.wake.set()
+
     def stop(self) -> None:
         self.stopping.set()
         self.wake.set()
         self._dirty.set()
+        self.engine.closing.set()  # jobs cut short now fail instead of committing part
         self.engine.control.kill_all()  # no Blender outlives the server
+        if self.engine.warm is not None:
+            self.engine.warm.close()
+        self.scheduler.join(timeout=10)
         for thread in self._threads:
             thread.join(timeout=10)
         (self.root / SERVER_FILE).unlink(missing_ok=True)
@@ -100,17 +122,15 @@ class Farm:
             self.wake.clear()
             if self.stopping.is_set():
                 return
-            self.busy = True
-            self._dirty.set()
+            if self.poked.is_set():
+                self.poked.clear()
+                self.scheduler.retry()
             try:
-                self.engine.run_pending(workers=self.workers,
-                                        progress=lambda job, counts: self._dirty.set())
-            except Exception as exc:  # a broken job must not stop the farm
-                print(f"tilefarm serve: the engine failed: {exc.__class__.__name__}: {exc}",
+                if self.scheduler.launch():
+                    self._dirty.set()
+            except Exception as exc:  # a broken store read must not stop the farm
+                print(f"tilefarm serve: the scheduler failed: {exc.__class__.__name__}: {exc}",
                       file=sys.stderr, flush=True)
-            finally:
-                self.busy = False
-                self._dirty.set()
 
     # -- the live view -----------------------------------------------------------------------
 
