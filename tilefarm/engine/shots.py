@@ -117,6 +117,16 @@ class ShotIndex:
         return found
 
 
+def upstream_pipelines(engine: Engine) -> dict[str, set[str]]:
+    """Each pipeline -> every pipeline whose output it reads, directly or not."""
+    specs = {s.name: s for s, _ in engine.pipelines()}
+
+    def above(name: str) -> set[str]:
+        direct = {r for r in specs[name].input_repos() if r in specs}
+        return direct.union(*(above(r) for r in direct))
+    return {name: above(name) for name in specs}
+
+
 class ShotScheduler:
     def __init__(self, engine: Engine, workers: int, progress: Progress | None,
                  on_end: Callable[[], None]) -> None:
@@ -140,14 +150,18 @@ class ShotScheduler:
             self.attempted.clear()
 
     def launch(self) -> int:
-        """Start every pending shot job that is not running; return how many started."""
+        """Start every pending shot job that is not running and has no upstream job of its
+        shot running (that job's output is the input this one waits for); return how many
+        started."""
         started = 0
+        upstream = upstream_pipelines(self.engine)
         for spec, version, inputs, rank in self.index.pending():
             assert inputs.shot is not None
             slot = (spec.name, inputs.shot)
             tried = (spec.name, inputs.shot, inputs.key())
             with self.lock:
-                if slot in self.running or tried in self.attempted:
+                if slot in self.running or tried in self.attempted or any(
+                        (up, inputs.shot) in self.running for up in upstream[spec.name]):
                     continue
                 self.attempted.add(tried)
                 thread = threading.Thread(target=self._run, args=(spec, version, inputs, rank),
