@@ -205,6 +205,9 @@ class JobWorkers:
         """
         name = f"worker-{worker}" if worker is not None else f"{run.datum.id}-{run.tries}"
         pfs = self.work / name / "pfs"
+        with self.store.lock:
+            self.store.db.execute("UPDATE datums SET started=? WHERE job=? AND id=?",
+                                  (time.time(), self.job, run.datum.id))
         shutil.rmtree(pfs.parent, ignore_errors=True)
         (pfs / "out").mkdir(parents=True)
         for part in run.datum.parts:

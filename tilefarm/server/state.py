@@ -89,10 +89,12 @@ def shot_commits(engine: Engine, job: str) -> set[str]:
 
 
 def current_jobs(engine: Engine, job: str) -> list[Any]:
-    """Pipeline jobs that ran on the shot as it is now (the newest first)."""
+    """Pipeline jobs that ran on the shot as it is now (the newest first): jobs of this
+    shot, or over whole commits (``tilefarm run``), never another shot's."""
     commits = shot_commits(engine, job)
     with engine.store.lock:
-        rows = engine.store.db.execute("SELECT * FROM jobs ORDER BY created DESC").fetchall()
+        rows = engine.store.db.execute("SELECT * FROM jobs WHERE shot IS NULL OR shot=? "
+                                       "ORDER BY created DESC", (job,)).fetchall()
     return [r for r in rows if json.loads(r["inputs"]).get("blends") in commits]
 
 
