@@ -295,9 +295,9 @@ class Engine:
                                    [(spec.name, salt, run.datum.id, p, f.hash, f.size)
                                     for p, f in outputs])
                 state = "success" if ok else ("failed" if final else "pending")
-                tx.execute("UPDATE datums SET state=?, tries=?, finished=?, error=? "
-                           "WHERE job=? AND id=?",
-                           (state, run.tries, time.time(), error or None, job, run.datum.id))
+                tx.execute("UPDATE datums SET state=?, tries=?, finished=?, error=?, peak_memory=? "
+                           "WHERE job=? AND id=?", (state, run.tries, time.time(), error or None,
+                                                    run.peak, job, run.datum.id))
             if final:
                 counts["processed" if ok else "failed"] += 1
                 self._count(job, counts, progress)

@@ -58,7 +58,8 @@ CREATE INDEX IF NOT EXISTS datums_by_id ON datums (pipeline, version, id, state)
 MIGRATIONS = (("commits", "provenance", "TEXT"),
               ("pipelines", "salt", "INTEGER"),
               ("commits", "shot", "TEXT"),  # a shot job's output commit (engine: by shot)
-              ("jobs", "shot", "TEXT"))
+              ("jobs", "shot", "TEXT"),
+              ("datums", "peak_memory", "INTEGER"))  # bytes: the datum's largest process
 
 
 class StoreError(TilefarmError):

@@ -26,6 +26,7 @@ from tilefarm.engine.pools import PlainPool, SharedPool
 from tilefarm.engine.workers import DatumRun, JobWorkers, StartFailed
 from tilefarm.pipelines.specs import PipelineSpec
 from tilefarm.pipelines.worker import WORKER_PORT_ENV, WorkerServer
+from tilefarm.runtime import memory
 from tilefarm.runtime.procs import kill_group, log_tail
 
 
@@ -56,6 +57,8 @@ class _Slot:
                     job, run = picked
                     pfs, env = job.prepare(run, self.index)
                     self.job, self.current, self.pfs = job, run, pfs
+                    if self.proc is not None:
+                        memory.reset_peaks(self.proc.pid)
                     self.started = time.monotonic()
                     if self.proc is not None:
                         job.serving[-1 - self.index] = (self.proc, run)
@@ -69,6 +72,8 @@ class _Slot:
             return
         self.current = None
         job.serving.pop(-1 - self.index, None)
+        if self.proc is not None and self.proc.poll() is None:
+            run.peak = memory.peak(self.proc.pid)
         job.finish(run, ok, error, pfs)
         self.pool.cond.notify_all()
 
@@ -79,21 +84,27 @@ class _Slot:
     def busy(self) -> bool:
         return self.current is not None
 
-    def ensure(self, job: JobWorkers) -> None:
-        """Start the process if it is not running (the caller holds the condition)."""
+    def ensure(self, job: JobWorkers) -> bool:
+        """Start the process if it is not running (the caller holds the condition); False
+        if it could not start and no datum was left to charge the failure to."""
         if self.proc is not None and self.proc.poll() is None:
-            return
+            return True
         self.asked = False
-        self.log = job.logs.parent / f"warm-{self.index}.log"
+        self.log = (self.pool.logs / f"worker-{self.index}.log" if self.pool.logs
+                    else job.logs.parent / f"warm-{self.index}.log")
         env = {**job.base_env(), WORKER_PORT_ENV: str(self.server.port)}
         try:
             self.proc = job._spawn(env, self.log)
             job.processes.discard(self.proc)  # it outlives the job: JobWorkers.stop spares it
+            return True
         except StartFailed as exc:
             self.proc = None
             picked = self.pool.pick()
-            if picked is not None:  # a failed try of the next datum, as Pachyderm charges it
-                picked[0].finish(picked[1], False, str(exc), self.own_pfs())
+            if picked is None:
+                return False
+            # A failed try of the next datum, as Pachyderm charges it.
+            picked[0].finish(picked[1], False, str(exc), self.own_pfs())
+            return True
 
     def check(self, timeout: float | None) -> None:
         """Handle a dead process or a datum past its timeout (the caller holds the lock)."""
@@ -114,7 +125,8 @@ class _Slot:
             # slot's own directory: finish removes the pfs's parent, and any other path
             # could hold another worker's datum.
             picked[0].finish(picked[1], False, f"worker exited with code {proc.returncode} "
-                             "before asking for a datum", self.own_pfs())
+                             f"before asking for a datum: {log_tail(self.log, 2) if self.log else ''}",
+                             self.own_pfs())
         self.proc = None
 
     def close(self) -> None:
@@ -129,10 +141,14 @@ class _Slot:
 class WarmPool(SharedPool):
     """The warm processes of one pipeline, and the jobs they serve now."""
 
-    def __init__(self, spec: PipelineSpec, workers: int, work: Path) -> None:
+    def __init__(self, spec: PipelineSpec, workers: int, work: Path,
+                 logs: Path | None = None) -> None:
+        """``logs``: where each process logs (``worker-N.log``), for a pool that serves one
+        job; without it, ``warm-N.log`` beside the logs of the jobs it serves."""
         super().__init__(workers)
         self.key = (spec.text(), workers)
         self.work = work
+        self.logs = logs
         self.slots = [_Slot(self, i) for i in range(workers)]
 
     def drive(self, job: JobWorkers) -> None:
@@ -148,10 +164,8 @@ class WarmPool(SharedPool):
                     return
                 if left:
                     dead = [s for s in self.slots if s.proc is None]
-                    for slot in dead:
-                        slot.ensure(job)
-                    fruitless = fruitless + 1 if dead and all(
-                        s.proc is None for s in dead) else 0
+                    moved = [slot.ensure(job) for slot in dead]
+                    fruitless = fruitless + 1 if dead and not any(moved) else 0
                     if fruitless >= 3:
                         return  # no process will start: the datums left stay pending
                 # Woken when a datum ends; the timeout polls for a process that died and

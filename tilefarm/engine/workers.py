@@ -28,7 +28,8 @@ from tilefarm.engine.control import ALL, Control, JobControl, shot_of_paths
 from tilefarm.engine.datums import Datum
 from tilefarm.engine.store import Store
 from tilefarm.pipelines.specs import PipelineSpec
-from tilefarm.pipelines.worker import WORKER_PORT_ENV, WorkerServer
+from tilefarm.pipelines.worker import WORKER_PORT_ENV
+from tilefarm.runtime import memory
 from tilefarm.runtime.pfs import PFS_ROOT_ENV
 from tilefarm.runtime.procs import kill_group, log_tail
 
@@ -42,6 +43,7 @@ class DatumRun:
     tries: int = 0
     error: str = ""
     order: int = 0  # its place in the job, for a stable order among equal priorities
+    peak: int | None = None  # the last try's peak resident memory, bytes (runtime.memory)
 
     @cached_property
     def shot(self) -> str | None:
@@ -229,19 +231,18 @@ class JobWorkers:
     def run(self) -> None:
         """Run every datum; re-raise the first error of tilefarm's own (not a datum's)."""
         from tilefarm.engine.pools import PlainPool
+        from tilefarm.engine.warm import WarmPool
 
         pool = self.pool
-        own = pool is None and not self.spec.batching
-        if own:
-            pool = PlainPool(self.workers)
+        own = pool is None  # the job's own slots, ended with it
+        if pool is None:
+            pool = (WarmPool(self.spec, self.workers, self.work, logs=self.logs)
+                    if self.spec.batching else PlainPool(self.workers))
         forget = self.control.on_cancel(self.kill_shot) if self.control is not None else None
         try:
-            if pool is not None:
-                pool.run(self)
-            else:
-                self._run_threads(self._batching_worker)
+            pool.run(self)
         finally:
-            if own and pool is not None:
+            if own:
                 pool.close()
             if forget is not None:
                 forget()
@@ -250,20 +251,6 @@ class JobWorkers:
                 self._defer(run)
         if self.crash is not None:
             raise self.crash
-
-    def _run_threads(self, body: Callable[[int], None]) -> None:
-        def guarded(index: int) -> None:
-            try:
-                body(index)
-            except BaseException as exc:  # surfaced in the job, never lost in a thread
-                self.failed(exc)
-
-        threads = [threading.Thread(target=guarded, args=(n,), daemon=True)
-                   for n in range(self.workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
 
     def failed(self, exc: BaseException) -> None:
         """tilefarm itself failed serving this job: stop it, and raise ``exc`` from ``run``."""
@@ -306,97 +293,12 @@ class JobWorkers:
                 and self.control.get(run.shot or "").cancelled:
             kill_group(proc)  # cancelled between the pick and the start
         try:
-            code = proc.wait(timeout=self.spec.timeout)
+            code, run.peak = memory.wait(proc, self.spec.timeout)
             error = "" if code == 0 else f"exited with code {code}: {log_tail(log, 2)}"
         except subprocess.TimeoutExpired:
             kill_group(proc)
+            proc.wait()
             error = f"timed out after {self.spec.timeout:g} s (datumTimeout)"
         self.processes.discard(proc)
         self.serving.pop(proc.pid, None)
         self.finish(run, not error, error, pfs)
-
-    # -- datum batching ------------------------------------------------------------------------
-
-    def _batching_worker(self, index: int) -> None:
-        # Every process that fails to start, or exits before asking for a datum, uses a try
-        # of the next datum, so this ends once each datum is done or out of tries; the
-        # counter only guards against processes that never get a datum to charge.
-        fruitless = 0
-        while self.queue and not self.stopping.is_set() and fruitless < 3:
-            used = self._batching_process(index)
-            fruitless = 0 if used else fruitless + 1
-
-    def _charge_next(self, index: int, error: str) -> int:
-        """Fail one try of the next datum with ``error``, as Pachyderm fails the datum whose
-        (re)start of the user code failed (transform/worker.go handleDatumSetBatching)."""
-        run = self.next_run()
-        if run is None:
-            return 0
-        self.finish(run, False, error, self.work / f"worker-{index}" / "pfs")
-        return 1
-
-    def _batching_process(self, index: int) -> int:
-        """One worker process from start to exit; returns how many datum tries it used."""
-        state: dict[str, object] = {"current": None, "pfs": None, "started": 0.0, "served": 0,
-                                    "asked": False}
-        guard = threading.Lock()
-
-        def next_datum(previous_error: str) -> list[str] | None:
-            with guard:
-                state["asked"] = True
-                current = state["current"]
-                if isinstance(current, DatumRun):
-                    state["current"] = None
-                    self.finish(current, not previous_error, previous_error, state["pfs"])  # type: ignore[arg-type]
-                run = self.next_run()
-                if run is None:
-                    self.serving.pop(-1 - index, None)
-                    return None
-                pfs, env = self.prepare(run, index)
-                state.update(current=run, pfs=pfs, started=time.monotonic(),
-                             served=int(state["served"]) + 1)  # type: ignore[call-overload]
-                if state.get("proc") is not None:
-                    self.serving[-1 - index] = (state["proc"], run)  # type: ignore[assignment]
-                return [f"{k}={v}" for k, v in env.items()]
-
-        server = WorkerServer(next_datum)
-        log = self.logs / f"worker-{index}.log"
-        try:
-            proc = self._spawn({**self.base_env(), WORKER_PORT_ENV: str(server.port)}, log)
-        except StartFailed as exc:
-            server.stop()
-            return self._charge_next(index, str(exc))
-        with guard:
-            state["proc"] = proc
-            if isinstance(state["current"], DatumRun):
-                self.serving[-1 - index] = (proc, state["current"])
-        try:
-            while proc.poll() is None:
-                time.sleep(0.05)
-                timeout = self.spec.timeout
-                with guard:
-                    late = (isinstance(state["current"], DatumRun) and timeout is not None
-                            and time.monotonic() - float(state["started"]) > timeout)  # type: ignore[arg-type]
-                if late:
-                    kill_group(proc)
-                    with guard:
-                        current = state["current"]
-                        state["current"] = None
-                    if isinstance(current, DatumRun):
-                        self.finish(current, False, f"timed out after {timeout:g} s (datumTimeout)",
-                                    state["pfs"])  # type: ignore[arg-type]
-        finally:
-            server.stop()
-            self.processes.discard(proc)
-            self.serving.pop(-1 - index, None)
-            with guard:
-                current = state["current"]
-                state["current"] = None
-            if isinstance(current, DatumRun):  # the process died mid-datum
-                self.finish(current, False, f"worker exited with code {proc.returncode} mid-datum: "
-                            f"{log_tail(log, 2)}", state["pfs"])  # type: ignore[arg-type]
-        if not state["asked"] and not self.stopping.is_set():
-            # Pachyderm: "user code exited prematurely", a failed try of the datum at hand.
-            return self._charge_next(index, f"worker exited with code {proc.returncode} before "
-                                            f"asking for a datum: {log_tail(log, 2)}")
-        return int(state["served"])  # type: ignore[call-overload]
