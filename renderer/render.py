@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tilefarm.blender.runner import BlenderSession
 from tilefarm.blender.side.protocol import Region, RenderRequest
-from tilefarm.errors import RenderError
+from tilefarm.errors import BlenderMemory, RenderError
 from tilefarm.plan import layout
 from tilefarm.plan.model import PLAN_VERSION, PixelRect, TaskManifest, TileMeta
 from tilefarm.plan.schemas import to_document
@@ -68,7 +68,14 @@ def render_task(manifest: TaskManifest, blend: Path, out: Path, session: Blender
     targets = [Path(t) for t in request.targets]
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-    records = session.call(request, timeout=options.timeout)
+    try:
+        records = session.call(request, timeout=options.timeout,
+                               memory_limit=manifest.memory_limit)
+    except BlenderMemory as exc:  # one line naming the job, frames and tile
+        where = (f"frame {task.frames[0]}" if len(task.frames) == 1
+                 else f"frames {task.frames[0]}-{task.frames[-1]}")
+        tile = f" tile {task.tile.index}" if task.tile is not None else ""
+        raise RenderError(f"{manifest.job}: {where}{tile}: {exc.message}") from None
     planned = (PixelRect(task.tile.x0, task.tile.y0, task.tile.x1, task.tile.y1) if task.tile
                else PixelRect(0, 0, manifest.width, manifest.height))
     for record in records:

@@ -17,7 +17,7 @@ FOLDERS = {"tilefarm": "tilefarm", "pipelines": "tilefarm.pipelines",
 STAGES = {"tilefarm.splitter", "tilefarm.renderer", "tilefarm.merger", "tilefarm.encoder"}
 # Who may import whom: a room imports only rooms of a lower layer (and itself).
 LAYERS = {
-    "tilefarm": 0, "tilefarm.errors": 0, "tilefarm.specs": 0,
+    "tilefarm": 0, "tilefarm.errors": 0, "tilefarm.sizes": 0, "tilefarm.specs": 0,
     "tilefarm.plan": 1, "tilefarm.runtime": 1,
     "tilefarm.blender": 2,
     "tilefarm.pipelines": 3,

@@ -74,6 +74,10 @@ class BlenderTimeout(BlenderError):
     """Blender did not finish within its time limit."""
 
 
+class BlenderMemory(BlenderError):
+    """Blender used more memory than its limit, or the kernel's OOM killer ended it."""
+
+
 class RenderError(TilefarmError):
     """Rendering a task failed."""
 
@@ -84,3 +88,4 @@ class MergeError(TilefarmError):
 
 class EncodeError(TilefarmError):
     """The video could not be made from the frames."""
+

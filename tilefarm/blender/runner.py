@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,7 @@ from typing import Any
 
 from tilefarm import errors
 from tilefarm.blender.side import protocol
+from tilefarm.runtime import memory
 from tilefarm.runtime.procs import kill_group, log_tail
 
 BLENDER_ENV = "TILEFARM_BLENDER"
@@ -279,9 +281,14 @@ class BlenderSession:
         self._proc = proc
         return proc
 
-    def call(self, request: protocol.Request, *, timeout: float | None = None) -> Any:
-        """Send one typed request to the warm child and wait for its result."""
+    def call(self, request: protocol.Request, *, timeout: float | None = None,
+             memory_limit: int | None = None) -> Any:
+        """Send one typed request to the warm child and wait for its result. A child whose
+        resident memory passes ``memory_limit`` bytes is stopped (``BlenderMemory``), as
+        is one the kernel's OOM killer ended."""
         proc = self._proc if self._proc is not None and self._proc.poll() is None else self._start()
+        oom_before = memory.oom_kills()
+        seen = 0
         assert self._work is not None and proc.stdin is not None
         self._count += 1
         request_path = self._work / f"request-{self._count}.json"
@@ -298,6 +305,10 @@ class BlenderSession:
         while not result_path.exists():
             if proc.poll() is not None:
                 break
+            seen = max(seen, memory.resident(proc.pid))
+            if memory_limit is not None and seen > memory_limit:
+                self.close()
+                raise errors.BlenderMemory(memory.limit_message(memory_limit), log=self.log)
             if time.monotonic() > deadline:
                 self.close()
                 raise errors.BlenderTimeout(f"Blender did not finish within {limit:g} s; "
@@ -306,6 +317,9 @@ class BlenderSession:
             time.sleep(0.02)
         returncode = proc.poll()
         assert self.log is not None
+        if returncode == -signal.SIGKILL and memory.oom_kills() > oom_before:
+            self.close()
+            raise errors.BlenderMemory(memory.oom_message(seen), log=self.log)
         try:
             return self.runner._result(result_path, returncode if returncode is not None else 0,
                                        self.log, self.label, document)

@@ -19,6 +19,7 @@ from pathlib import Path
 from tilefarm.blender.runtimes import runner_for
 from tilefarm.cli.flags import add_plan_flags, add_variant_flags, flag_settings
 from tilefarm.cli.served import render_via_server
+from tilefarm.engine.control import shot_of_inputs
 from tilefarm.engine.engine import Engine, EngineBusy, JobReport
 from tilefarm.engine.progress import ProgressDisplay
 from tilefarm.engine.store import FileInfo, Store, replace_entries
@@ -27,12 +28,13 @@ from tilefarm.pipelines.specs import packaged_specs
 from tilefarm.plan import layout
 from tilefarm.plan.model import Plan
 from tilefarm.plan.schemas import load
-from tilefarm.plan.settings import VideoSettings
+from tilefarm.plan.settings import VideoSettings, parse_size
+from tilefarm.runtime.memory import available
 from tilefarm.server.client import server_of_store
 from tilefarm.splitter.contents import stage_job
 from tilefarm.splitter.intake import open_job
-from tilefarm.splitter.variants import VARIANT_CACHE_ENV, expanded, with_sets
 from tilefarm.splitter.split import FACTS_CACHE_ENV, job_versions, plan_job
+from tilefarm.splitter.variants import VARIANT_CACHE_ENV, expanded, with_sets
 
 
 @dataclass
@@ -46,6 +48,19 @@ def ensure_pipelines(engine: Engine) -> None:
     engine.store.create_repo("blends", exist_ok=True)
     for spec in packaged_specs():
         engine.create_pipeline(spec, update=True)
+
+
+def first_failure(store: Store, reports: list[JobReport], job: str) -> str | None:
+    """The error of the first datum of ``job`` that failed in these pipeline jobs."""
+    for report in reports:
+        if report.state != "failure":
+            continue
+        rows = store.db.execute("SELECT inputs, error FROM datums WHERE job=? AND "
+                                "state='failed'", (report.id,)).fetchall()
+        for row in rows:
+            if shot_of_inputs(row["inputs"]) == job and row["error"]:
+                return f"{report.pipeline}: {' '.join(row['error'].split())}"
+    return None
 
 
 def export(store: Store, job: str, out: Path, video: bool) -> str:
@@ -133,7 +148,8 @@ def cmd_render(args: argparse.Namespace) -> int:
             raise
         return render_via_server(args, flags, url)
     outcomes: list[JobOutcome] = []
-    with Engine(root, lock=True) as engine, tempfile.TemporaryDirectory(prefix="tilefarm-put-") as tmp, \
+    memory = parse_size(args.memory, "--memory") if args.memory is not None else available()
+    with Engine(root, lock=True, memory=memory) as engine, tempfile.TemporaryDirectory(prefix="tilefarm-put-") as tmp, \
             contextlib.ExitStack() as copies:  # variants' substituted copies, until put
         # The up-front check and the splitter share inspected facts (see split.inspect).
         os.environ.setdefault(FACTS_CACHE_ENV, str(engine.root / "facts"))
@@ -167,6 +183,10 @@ def cmd_render(args: argparse.Namespace) -> int:
                                          on_job=display.start)
             display.close()
         for job in jobs:
+            failure = first_failure(engine.store, reports, job)
+            if failure is not None:  # what went wrong, not that nothing could be exported
+                outcomes.append(JobOutcome(job, False, failure))
+                continue
             try:
                 outcomes.append(JobOutcome(job, True, export(engine.store, job, out,
                                                              not args.no_video)))
@@ -194,6 +214,9 @@ def _render_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p.add_argument("--out", required=True, metavar="OUT", help="where frames and videos go")
     p.add_argument("--root", metavar="DIR", help="the engine's store (default OUT/.tilefarm)")
     add_plan_flags(p)
+    p.add_argument("--memory", metavar="SIZE",
+                   help="memory the datums running at once may use together, e.g. 16GiB "
+                   "(default: the machine's available memory)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="worker processes per pipeline; Blender threads are split between them")
     p.add_argument("--no-video", action="store_true", help="frames only")

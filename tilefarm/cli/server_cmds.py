@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tilefarm.engine.engine import ROOT_ENV
 from tilefarm.errors import UsageError
+from tilefarm.plan.settings import parse_size
 from tilefarm.server.client import Client, server_of_store
 from tilefarm.splitter.intake import check_job_name
 
@@ -40,8 +41,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tilefarm.server.serve import serve  # the HTTP side (opencv, OpenEXR) only when serving
 
     root = Path(args.root) if args.root else Path(os.environ.get(ROOT_ENV) or ".tilefarm")
+    memory = parse_size(args.memory, "--memory") if args.memory is not None else None
     return serve(root, host=args.host, port=args.port, workers=args.workers, token=args.token,
-                 notify=args.notify)
+                 notify=args.notify, memory=memory)
 
 
 def cmd_control(args: argparse.Namespace) -> int:
@@ -86,6 +88,9 @@ def _parsers(sub: Sub) -> None:
     p.add_argument("--port", type=int, default=8470, help="default 8470 (0: any free port)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="worker processes per pipeline")
+    p.add_argument("--memory", metavar="SIZE",
+                   help="memory the datums running at once may use together, e.g. 16GiB "
+                   "(default: the machine's available memory)")
     p.add_argument("--token", metavar="SECRET", help="require this token on every request")
     p.add_argument("--notify", metavar="URL",
                    help="POST a JSON webhook here when a job is done or failed")

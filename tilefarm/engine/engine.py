@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tilefarm.engine.budget import MemoryBudget
 from tilefarm.engine.commits import conflicts, job_error, job_files
 from tilefarm.engine.control import Control, shot_of_inputs
 from tilefarm.engine.datums import Datum, datums
@@ -63,8 +64,12 @@ Progress = Callable[[str, dict[str, int]], None]  # (job id, counts) on every da
 
 
 class Engine:
-    def __init__(self, root: Path, *, lock: bool = True, warm: bool = False) -> None:
+    def __init__(self, root: Path, *, lock: bool = True, warm: bool = False,
+                 memory: int | None = None) -> None:
+        """``memory``: the budget of every datum running at once, in bytes (engine.budget;
+        ``serve`` and ``render`` give one). None: no budget, as in Pachyderm (``run``)."""
         self.root = root.resolve()
+        self.budget = MemoryBudget(memory) if memory is not None else None
         # Batching workers kept alive between jobs (tilefarm serve): engine.warm.
         self.warm = WarmPools(self.root / "work") if warm else None
         self.root.mkdir(parents=True, exist_ok=True)
@@ -287,7 +292,7 @@ class Engine:
         self._count(job, counts, progress)
 
         def finish(run: DatumRun, ok: bool, error: str, pfs: Path) -> None:
-            final = ok or run.tries >= spec.tries
+            final = run.final
             outputs = self._collect(pfs / "out") if ok else []
             with self.store.transaction() as tx:
                 if ok:
@@ -315,7 +320,9 @@ class Engine:
                               shared.work if isinstance(shared, WarmPool)
                               else self.root / "work" / job,
                               self.root / "logs" / spec.name / job, threads,
-                              control=self.control, defer=defer, pool=shared, rank=rank)
+                              control=self.control, defer=defer, pool=shared, rank=rank,
+                              budget=self.budget,
+                              history_peak=self._history_peak(spec.name, inputs.shot))
         crash = None
         try:
             workers_.run()
@@ -328,6 +335,16 @@ class Engine:
                 < counts["total"]:
             crash = crash or "the engine stopped before the job ended"
         return self._close_job(spec, job, inputs, counts, crash)
+
+    def _history_peak(self, pipeline: str, shot: str | None) -> int | None:
+        """The largest peak of the shot's earlier jobs of ``pipeline`` (None: no history)."""
+        if shot is None:
+            return None
+        with self.store.lock:
+            row = self.store.db.execute(
+                "SELECT MAX(d.peak_memory) AS peak FROM datums d JOIN jobs j ON j.id=d.job "
+                "WHERE j.pipeline=? AND j.shot=?", (pipeline, shot)).fetchone()
+        return int(row["peak"]) if row["peak"] is not None else None
 
     def _collect(self, out: Path) -> list[tuple[str, FileInfo]]:
         files = []

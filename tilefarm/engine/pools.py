@@ -29,8 +29,11 @@ class SharedPool:
         self.jobs: list["JobWorkers"] = []
         self.closing = False
 
-    def pick(self) -> tuple["JobWorkers", "DatumRun"] | None:
-        """Take the next datum over every job (the caller holds the condition)."""
+    def pick(self, admit: bool = True) -> tuple["JobWorkers", "DatumRun"] | None:
+        """Take the next datum over every job (the caller holds the condition). With
+        ``admit``, only if the memory budget has room for it (``engine.budget``): else
+        None, and the budget wakes the pool on its next release. Without, to charge it a
+        failed try."""
         while True:
             best = None
             for job in list(self.jobs):
@@ -38,9 +41,28 @@ class SharedPool:
                 if found is not None and (best is None or found[0] < best[0]):
                     best = (found[0], job, found[1])
             if best is None:
+                for job in self.jobs:
+                    if job.budget is not None:
+                        job.budget.forget(id(self))
                 return None
-            if best[1].take(best[2]):
-                return best[1], best[2]
+            order, job, run = best
+            budget = job.budget if admit else None
+            if budget is not None and not budget.admit(job, run, order, id(self)):
+                if self.wake not in budget.watchers():
+                    budget.watch(self.wake)
+                return None
+            if job.take(run):
+                return job, run
+            if budget is not None:
+                budget.release(run)
+
+    def idle_wait(self) -> None:
+        """Wait for a job, a datum's end, room in the memory budget or the close."""
+        self.cond.wait()
+
+    def wake(self) -> None:
+        with self.cond:
+            self.cond.notify_all()
 
     def run(self, job: "JobWorkers") -> None:
         """Serve ``job`` until none of its datums is left or in flight."""
@@ -86,7 +108,7 @@ class PlainPool(SharedPool):
             with self.cond:
                 picked = None
                 while not self.closing and (picked := self.pick()) is None:
-                    self.cond.wait()
+                    self.idle_wait()
                 if picked is None:
                     return
                 job, run = picked

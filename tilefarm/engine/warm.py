@@ -63,7 +63,7 @@ class _Slot:
                     if self.proc is not None:
                         job.serving[-1 - self.index] = (self.proc, run)
                     return [f"{k}={v}" for k, v in env.items()]
-                pool.cond.wait()
+                pool.idle_wait()
 
     def _finish_current(self, ok: bool, error: str) -> None:
         """Record the served datum's outcome (the caller holds the pool's condition)."""
@@ -99,7 +99,7 @@ class _Slot:
             return True
         except StartFailed as exc:
             self.proc = None
-            picked = self.pool.pick()
+            picked = self.pool.pick(admit=False)
             if picked is None:
                 return False
             # A failed try of the next datum, as Pachyderm charges it.
@@ -120,7 +120,7 @@ class _Slot:
         if self.busy():
             self._finish_current(False, f"worker exited with code {proc.returncode} "
                                  f"mid-datum: {log_tail(self.log, 2) if self.log else ''}")
-        elif not self.asked and (picked := self.pool.pick()) is not None:
+        elif not self.asked and (picked := self.pool.pick(admit=False)) is not None:
             # "user code exited prematurely": a try of the next datum, charged against this
             # slot's own directory: finish removes the pfs's parent, and any other path
             # could hold another worker's datum.

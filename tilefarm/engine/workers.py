@@ -34,6 +34,7 @@ from tilefarm.runtime.pfs import PFS_ROOT_ENV
 from tilefarm.runtime.procs import kill_group, log_tail
 
 if TYPE_CHECKING:
+    from tilefarm.engine.budget import MemoryBudget
     from tilefarm.engine.pools import SharedPool
 
 
@@ -44,6 +45,8 @@ class DatumRun:
     error: str = ""
     order: int = 0  # its place in the job, for a stable order among equal priorities
     peak: int | None = None  # the last try's peak resident memory, bytes (runtime.memory)
+    alone: bool = False  # ran out of memory once: its retry runs alone (engine.budget)
+    final: bool = False  # this try's outcome is the datum's last (no retry follows)
 
     @cached_property
     def shot(self) -> str | None:
@@ -85,7 +88,8 @@ class JobWorkers:
                  workers: int, finish: Finish, work: Path, logs: Path, threads: int,
                  control: Control | None = None,
                  defer: Callable[[DatumRun], None] | None = None,
-                 pool: "SharedPool | None" = None, rank: int = 0) -> None:
+                 pool: "SharedPool | None" = None, rank: int = 0,
+                 budget: "MemoryBudget | None" = None, history_peak: int | None = None) -> None:
         self.store, self.spec, self.job = store, spec, job
         for order, run in enumerate(runs):
             run.order = order
@@ -99,6 +103,9 @@ class JobWorkers:
         # one, the job's batching processes are its own, and plain ones get a pool of its own.
         self.pool = pool
         self.rank = rank  # the job's place in the farm's order (its shot's submission)
+        self.budget = budget  # memory shared with every other running datum
+        self.history_peak = history_peak  # the largest peak of the shot's previous job
+        self.peaks: list[int] = []  # this job's measured datum peaks
         self.workers = max(1, workers)
         self.finish_cb = finish
         self.work, self.logs = work, logs
@@ -184,17 +191,31 @@ class JobWorkers:
             if shot == ALL or run.shot == shot:
                 kill_group(proc)
 
+    def expected_peak(self) -> int | None:
+        """What a datum of this job is expected to use: the most any has used so far."""
+        return max(self.peaks, default=self.history_peak)
+
     def finish(self, run: DatumRun, ok: bool, error: str, pfs: Path) -> None:
+        if self.budget is not None:
+            self.budget.release(run)
+        # Out of memory: the one line that says so; retried once, alone, whatever datumTries.
+        line = memory.failure_line(error) if not ok else None
+        if line is not None:  # its Blender was stopped before it could be measured
+            run.peak = memory.failure_peak(line) or run.peak
+        if run.peak is not None:
+            self.peaks.append(run.peak)
         if not ok and self.control is not None and run.shot is not None \
                 and self.control.get(run.shot).cancelled:
             self._defer(run)  # cut short by a cancel: not a failure, run again on resume
             shutil.rmtree(pfs.parent, ignore_errors=True)
             return
         run.tries += 1
-        run.error = error
+        run.error = error = line or error
+        run.final = ok or run.tries >= self.spec.tries or (line is not None and run.alone)
+        run.alone = run.alone or line is not None
         self.finish_cb(run, ok, error, pfs)
         shutil.rmtree(pfs.parent, ignore_errors=True)
-        if not ok and run.tries < self.spec.tries and not self.stopping.is_set():
+        if not run.final and not self.stopping.is_set():
             with self.lock:
                 self.queue.appendleft(run)  # retried next (datumTries)
 

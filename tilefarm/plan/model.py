@@ -122,6 +122,7 @@ class Plan:
     # One line each on what tilefarm noticed and went past: files the .blend names that the
     # render never reads, an output format replaced by frames and a video.
     notes: list[str]
+    memory_limit: int | None = None  # bytes one Blender may use (tilefarm.json memory_limit)
 
     @property
     def tiled(self) -> bool:
@@ -142,13 +143,14 @@ class TaskManifest:
     output: OutputSpec  # the final format, for whole-frame tasks that render final frames
     task: Task
     blender: str  # the runtime (major.minor) that renders it: the plan's blender.rendered_by
+    memory_limit: int | None = None  # bytes the rendering Blender may use
 
 
 def task_manifest(plan: Plan, task: Task) -> TaskManifest:
     return TaskManifest(version=PLAN_VERSION, job=plan.job, blend=plan.blend, scene=plan.scene,
                         width=plan.width, height=plan.height,
                         denoise=plan.facts.denoise.enabled, output=plan.output, task=task,
-                        blender=plan.blender.rendered_by)
+                        blender=plan.blender.rendered_by, memory_limit=plan.memory_limit)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from tilefarm.plan.model import (
     Versions,
     VideoSpec,
 )
-from tilefarm.plan.settings import DEFAULT_CHUNK, MAX_AUTO_OVERSCAN, JobSettings
+from tilefarm.plan.settings import DEFAULT_CHUNK, MAX_AUTO_OVERSCAN, JobSettings, parse_size
 from tilefarm.plan.tiling import Rect, border_for, grid_tiles, parse_grid
 from tilefarm.plan.wholeframe import adaptive_filter_passes, output_stage, whole_frame_reason
 
@@ -99,7 +99,8 @@ def make_plan(job: str, blend: str, facts: SceneFacts, settings: JobSettings,
                           preview=not fmt.encodable, stage=output_stage(facts, fmt.blender)),
         video=video_spec, facts=facts, dependencies=list(dependencies),
         dependencies_bytes=sum(d.bytes for d in dependencies), blender=versions,
-        notes=[*notes, *_format_notes(facts, settings)])
+        notes=[*notes, *_format_notes(facts, settings)],
+        memory_limit=memory_limit(settings, origin))
 
 
 def _format_notes(facts: SceneFacts, settings: JobSettings) -> list[str]:
@@ -170,6 +171,15 @@ def check_settings(settings: JobSettings, origins: Mapping[str, str] | None = No
     if settings.overscan is not None and settings.overscan < 0:
         raise UsageError(f"overscan {settings.overscan} is not allowed; use 0 or more pixels",
                          flag=origin.get("overscan", "overscan"))
+    memory_limit(settings, origin)
+
+
+def memory_limit(settings: JobSettings, origins: Mapping[str, str] | None = None) -> int | None:
+    """The job's ``memory_limit`` in bytes, or None."""
+    if settings.memory_limit is None:
+        return None
+    return parse_size(str(settings.memory_limit),
+                      dict(origins or {}).get("memory_limit", "memory_limit"))
 
 
 def task_id(chunk: int, tile: int | None) -> str:

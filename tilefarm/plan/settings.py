@@ -12,9 +12,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tilefarm.errors import SettingsError
+from tilefarm.errors import SettingsError, UsageError
 from tilefarm.plan.formats import CODECS, FORMATS
 from tilefarm.plan.schemas import load, validate
+from tilefarm.sizes import size_of
 
 SETTINGS_FILE = "tilefarm.json"
 # The most overscan chosen for a scene when the job sets none (tilefarm.plan.planner.auto_overscan).
@@ -58,6 +59,7 @@ class JobSettings:
     allow_missing: bool | None = None  # render although dependencies are missing
     blender: str | None = None  # the runtime (major.minor) to render with, overriding the file's
     notify: str | None = None  # tilefarm serve's webhook URL for this job
+    memory_limit: str | int | None = None  # the most one Blender may use (runtime.memory sizes)
     variants: dict[str, VariantSettings] | None = None  # a template job's personalised renders
 
     def merged(self, later: "JobSettings") -> "JobSettings":
@@ -101,3 +103,13 @@ def check_registries(settings: JobSettings, path: Path | None = None) -> None:
         if value is not None and value not in allowed:
             raise SettingsError(f"{key}: {value!r} is not one of "
                                 f"{', '.join(map(repr, allowed))}", path=path)
+
+
+def parse_size(text: str, flag: str) -> int:
+    """A size a user typed (``tilefarm.sizes``: ``4GiB``); UsageError naming ``flag`` if it
+    is not one."""
+    size = size_of(text)
+    if size is None:
+        raise UsageError(f"{text!r} is not a size; use a number of bytes or a number with "
+                         "KiB, MiB or GiB (512MiB, 4GiB)", flag=flag)
+    return size

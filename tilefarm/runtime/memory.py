@@ -15,29 +15,7 @@ import select
 import subprocess
 from pathlib import Path
 
-from tilefarm.errors import UsageError
-
-UNITS = {"": 1, "B": 1, "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}
-SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
-
-
-def parse_size(text: str, flag: str) -> int:
-    """``512MiB``, ``4GiB``, ``1.5GiB`` or a number of bytes; UsageError naming ``flag``."""
-    match = SIZE.match(str(text))
-    unit = match.group(2).upper() if match else ""
-    if match is None or unit not in UNITS or float(match.group(1)) <= 0:
-        raise UsageError(f"{flag} must be a number of bytes or a number with KiB, MiB or GiB "
-                         f"(512MiB, 4GiB), not {text!r}", flag=flag)
-    return int(float(match.group(1)) * UNITS[unit])
-
-
-def format_size(size: int | float) -> str:
-    """``4.0 GiB``, ``512.0 MiB``: one decimal, the largest binary unit that fits."""
-    for unit in ("TiB", "GiB", "MiB", "KiB"):
-        if size >= UNITS[unit.upper()]:
-            return f"{size / UNITS[unit.upper()]:.1f} {unit}"
-    return f"{int(size)} B"
-
+from tilefarm.sizes import UNITS, format_size
 
 def available() -> int:
     """The machine's available memory (``MemAvailable``), in bytes."""
@@ -104,3 +82,50 @@ def wait(proc: subprocess.Popen[bytes], timeout: float | None) -> tuple[int, int
         os.close(fd)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return proc.returncode, usage.ru_maxrss * 1024
+
+
+LIMIT_MARK = "(memory_limit)"
+OOM_MARK = "(out of memory)"
+FAILURE = re.compile(r"([^|]*?Blender (?:used more than|was killed by)[^|]*?"
+                     r"(?:\(memory_limit\)|\(out of memory\)))")
+
+
+def limit_message(limit: int) -> str:
+    return f"Blender used more than {format_size(limit)} {LIMIT_MARK}"
+
+
+def oom_message(peak_bytes: int) -> str:
+    return f"Blender was killed by the kernel's OOM killer at {format_size(peak_bytes)} {OOM_MARK}"
+
+
+def failure_line(error: str) -> str | None:
+    """The line of a datum's error that says its Blender ran out of memory
+    (``shot: frame 12 tile 3: Blender used more than 4.0 GiB (memory_limit)``), if any;
+    without what the stage's log wrapped around it."""
+    match = FAILURE.search(error)
+    if match is None:
+        return None
+    line = match.group(1).strip()
+    for prefix in ("renderer: error: ", "merger: error: "):
+        line = line.split(prefix, 1)[-1]
+    return line
+
+
+def failure_peak(line: str) -> int | None:
+    """The size a ``failure_line`` names (the limit passed, or the peak at the kill)."""
+    match = re.search(r"(?:more than|at) (\d+(?:\.\d+)?) ([KMGT]iB)", line)
+    return int(float(match.group(1)) * UNITS[match.group(2).upper()]) if match else None
+
+
+def oom_kills() -> int:
+    """How many processes the kernel's OOM killer has killed in this memory cgroup."""
+    for path, key in (("/sys/fs/cgroup/memory.events", "oom_kill"),
+                      ("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill")):
+        try:
+            for line in Path(path).read_text().splitlines():
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+        except (OSError, ValueError):
+            continue
+    return 0

@@ -26,17 +26,20 @@ from tilefarm.blender.runtimes import WarmRunner
 from tilefarm.engine.engine import Engine
 from tilefarm.engine.shots import ShotScheduler
 from tilefarm.pipelines.specs import packaged_specs
+from tilefarm.runtime.memory import available
+from tilefarm.server import state
 from tilefarm.splitter.split import FACTS_CACHE_ENV
 from tilefarm.splitter.variants import VARIANT_CACHE_ENV
-from tilefarm.server import state
 
 SERVER_FILE = "server.json"  # in the store: which server owns it, for the CLI
 
 
 class Farm:
-    def __init__(self, root: Path, *, workers: int = 1, notify: str | None = None) -> None:
+    def __init__(self, root: Path, *, workers: int = 1, notify: str | None = None,
+                 memory: int | None = None) -> None:
         self.root = root.resolve()
-        self.engine = Engine(self.root, lock=True, warm=True)
+        self.engine = Engine(self.root, lock=True, warm=True,
+                             memory=memory if memory is not None else available())
         # Intake and the splitter inspect a file once (split.inspect); variants' copies are
         # cached by what made them, as tilefarm render keeps them.
         os.environ.setdefault(FACTS_CACHE_ENV, str(self.root / "facts"))

@@ -14,6 +14,7 @@ from pathlib import Path
 from tilefarm.errors import UsageError
 from tilefarm.server.api import make_handler
 from tilefarm.server.farm import SERVER_FILE, Farm
+from tilefarm.sizes import format_size
 
 
 def is_loopback(host: str) -> bool:
@@ -32,11 +33,12 @@ def check_bind(host: str, token: str | None) -> None:
 
 
 def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8470, workers: int = 1,
-          token: str | None = None, notify: str | None = None,
+          token: str | None = None, notify: str | None = None, memory: int | None = None,
           ready: threading.Event | None = None) -> int:
-    """Run the farm and its HTTP server until SIGINT or SIGTERM."""
+    """Run the farm and its HTTP server until SIGINT or SIGTERM. ``memory``: the budget
+    of the datums running at once, in bytes (default: the machine's available memory)."""
     check_bind(host, token)
-    farm = Farm(root, workers=workers, notify=notify)
+    farm = Farm(root, workers=workers, notify=notify, memory=memory)
     try:
         httpd = ThreadingHTTPServer((host, port), make_handler(farm, token))
     except OSError as exc:
@@ -55,7 +57,8 @@ def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8470, workers: int
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"tilefarm: serving {farm.root} at {url}/ ({workers} worker(s) per pipeline)",
+    print(f"tilefarm: serving {farm.root} at {url}/ ({workers} worker(s) per pipeline, "
+          f"{format_size(farm.engine.budget.total if farm.engine.budget else 0)} of memory)",
           flush=True)
     if ready is not None:
         ready.set()
