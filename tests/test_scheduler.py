@@ -184,3 +184,47 @@ def test_a_new_version_of_a_shot_waits_for_the_old_ones_job(tmp_path: Path) -> N
             "SHOT 0", "SHOT 1", "SHOT 2"]
     finally:
         farm.close()
+
+
+# Holds about 100 MiB for a moment: a datum whose peak the budget sees.
+HUNGRY = textwrap.dedent("""
+    import os, pathlib, time
+    block = bytearray(100 * 2**20)
+    block[::4096] = b"x" * len(block[::4096])
+    time.sleep(0.4)
+    out = pathlib.Path(os.environ["TILEFARM_PFS_ROOT"]) / "out" / pathlib.Path(os.environ["words"]).name
+    out.write_text("done")
+""")
+
+
+def overlaps(rows: list[Any]) -> int:
+    """How many datums started while an earlier one still ran."""
+    spans = sorted((r["started"], r["finished"]) for r in rows)
+    return sum(1 for (_, end), (start, _) in zip(spans, spans[1:]) if start < end)
+
+
+@pytest.mark.parametrize("budget, together", [(150 * 2**20, False), (2**30, True)],
+                         ids=["tight", "roomy"])
+def test_the_memory_budget_keeps_datums_from_running_together(
+        tmp_path: Path, budget: int, together: bool) -> None:
+    """Two workers, datums of about 100 MiB each. The first runs alone (nothing is known
+    of it yet); then two run at once only if two fit in the budget."""
+    engine = Engine(tmp_path / "store", memory=budget)
+    try:
+        engine.store.create_repo("words")
+        engine.create_pipeline(parse_spec(pipeline("hungry", "words", "/*", HUNGRY,
+                                                   parallelismSpec={"constant": 2}), "t"))
+        entries = []
+        for n in range(5):
+            (tmp_path / f"{n}.txt").write_text("x")
+            entries.append((f"/{n}.txt", tmp_path / f"{n}.txt"))
+        engine.store.put_files("words", "master", entries)
+        (report,) = engine.run_pending(workers=2)
+        assert report.processed == 5, report.error
+        rows = engine.store.db.execute("SELECT * FROM datums ORDER BY started").fetchall()
+        assert all(100 * 2**20 < r["peak_memory"] < 150 * 2**20 for r in rows)
+        first = rows[0]
+        assert all(r["started"] >= first["finished"] for r in rows[1:])  # the first alone
+        assert (overlaps(rows) > 0) is together
+    finally:
+        engine.close()

@@ -284,6 +284,24 @@ def path_guiding():
     scene.cycles.use_guiding = True
 
 
+def memory_hungry():
+    """One frame whose cube samples a 6144x6144 float image: Blender holds about 1 GiB more
+    than for ``plain`` (about 340 MiB) while it renders."""
+    scene = base(width=64, height=36, end=1)
+    image = bpy.data.images.new("Big", 6144, 6144, float_buffer=True)
+    image.generated_type = "COLOR_GRID"
+    material = bpy.data.materials.new("Hungry")
+    material.use_nodes = True
+    nodes = material.node_tree.nodes
+    texture = nodes.new("ShaderNodeTexImage")
+    texture.image = image
+    material.node_tree.links.new(texture.outputs["Color"],
+                                 nodes["Principled BSDF"].inputs["Base Color"])
+    cube = bpy.data.objects["Cube"]
+    cube.data.materials.clear()
+    cube.data.materials.append(material)
+
+
 def render_reference(blend, out):
     """Blender's own animation render of ``blend`` (``blender -b FILE -a``): the ground truth."""
     boot.open_blend(blend)
@@ -311,6 +329,7 @@ CASES = {
     "no_camera": no_camera,
     "eevee": eevee,
     "path_guiding": path_guiding,
+    "memory_hungry": memory_hungry,
     "multilayer": multilayer,
     "file_output": file_output,
     "adaptive": adaptive,

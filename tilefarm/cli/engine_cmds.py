@@ -18,6 +18,7 @@ from tilefarm.engine.progress import ProgressDisplay, status_table, table
 from tilefarm.engine.store import Commit, Store, StoreError, normalize
 from tilefarm.errors import UsageError
 from tilefarm.pipelines.specs import read_spec
+from tilefarm.sizes import format_size
 from tilefarm.server.client import server_of_store
 
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
@@ -242,8 +243,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     with engine_of(args) as engine:
-        print(status_table(engine))
+        print(status_table(engine) if args.job is None else job_usage_table(engine, args.job))
     return 0
+
+
+def job_usage_table(engine: Engine, job: str) -> str:
+    """A row per rendered tile of ``job`` and per merged frame: seconds and peak memory."""
+    from tilefarm.server import state  # reads the store as the dashboard does
+
+    if job not in state.shots(engine):
+        raise UsageError(f"no job {job!r} in the blends repo; see tilefarm list file "
+                         "blends@master", flag="JOB")
+    rows = state.job_rows(engine, job)
+    peaks = state.frame_memory(engine, job, rows)
+    lines = [[str(t["frame"]), str(t["tile"]), f"{t['render_seconds']:.2f}",
+              format_size(t["peak_memory_bytes"]) if t["peak_memory_bytes"] else "-", "-"]
+             for t in state.tile_usage(engine, job, rows)]
+    for row in lines:
+        row[4] = format_size(peaks[int(row[0])]) if int(row[0]) in peaks else "-"
+    return table(["FRAME", "TILE", "SECONDS", "PEAK MEMORY", "FRAME PEAK"], lines)
 
 
 def _input_text(spec: dict[str, object]) -> str:
@@ -346,7 +364,10 @@ def register(sub: Sub) -> None:
     p.set_defaults(handler=cmd_run)
     add_root(p)
 
-    p = sub.add_parser("status", help="a table per job: status, progress, tasks, times, workers")
+    p = sub.add_parser("status", help="a table per job: status, progress, tasks, times, workers; "
+                       "with JOB, a row per tile: seconds and peak memory")
+    p.add_argument("job", nargs="?", metavar="JOB",
+                   help="a render job: its tiles' render seconds and peak memory")
     p.set_defaults(handler=cmd_status)
     add_root(p)
 

@@ -196,8 +196,16 @@ class JobWorkers:
         return max(self.peaks, default=self.history_peak)
 
     def finish(self, run: DatumRun, ok: bool, error: str, pfs: Path) -> None:
-        if self.budget is not None:
-            self.budget.release(run)
+        """Record one try's outcome, queue its retry, then free its memory reservation
+        (after both: the datum is recorded ended, and a retry is in line, before another
+        datum may take its room)."""
+        try:
+            self._finish(run, ok, error, pfs)
+        finally:
+            if self.budget is not None:
+                self.budget.release(run)
+
+    def _finish(self, run: DatumRun, ok: bool, error: str, pfs: Path) -> None:
         # Out of memory: the one line that says so; retried once, alone, whatever datumTries.
         line = memory.failure_line(error) if not ok else None
         if line is not None:  # its Blender was stopped before it could be measured

@@ -172,8 +172,12 @@ class Handler(BaseHTTPRequestHandler):
         with self.farm.reader() as engine:
             self._known(engine, job)
             document = state.view(engine, job, self.farm.busy).document()
+            rows = state.job_rows(engine, job)
             document["seconds_per_frame"] = {str(k): round(v, 3) for k, v in
-                                             state.task_seconds(engine, job).items()}
+                                             state.task_seconds(engine, job, rows).items()}
+            document["peak_memory_per_frame"] = {str(k): v for k, v in
+                                                 state.frame_memory(engine, job, rows).items()}
+            document["tiles"] = state.tile_usage(engine, job, rows)
             document["failures"] = state.failures(engine, job)
             document["log"] = log_lines(self.farm.root, engine, job)
         self._json(document)

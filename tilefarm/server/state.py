@@ -40,6 +40,7 @@ class JobView:
     progress: float  # 0-1: tasks rendered and frames merged, of all there are
     frames: list[int] = field(default_factory=list)  # the frames done, for thumbnails
     frames_in_flight: dict[str, int] = field(default_factory=dict)  # frame -> tiles rendered
+    peak_memory_bytes: int | None = None  # the largest datum's peak, from the OS
 
     def document(self) -> dict[str, Any]:
         return asdict(self)
@@ -172,6 +173,36 @@ def tile_files(engine: Engine, job: str,
     return tiles
 
 
+def tile_usage(engine: Engine, job: str, rows: Rows | None = None) -> list[dict[str, Any]]:
+    """Each rendered tile (a whole frame is tile 0): its frame, render seconds, and the
+    peak resident memory of the Blender that rendered it (its datum's, from the OS)."""
+    renderer = job_rows(engine, job, rows).get("renderer", [])
+    peaks = {d["id"]: d["peak_memory"] for d in renderer}
+    found = []
+    for datum, info in outputs(engine, "renderer", renderer):
+        if info.path.endswith(".json") and "/tiles/" in info.path:
+            meta = _read(engine, info)
+            found.append({"frame": int(meta["frame"]), "tile": int(meta["tile"]),
+                          "render_seconds": round(float(meta.get("render_seconds", 0.0)), 3),
+                          "peak_memory_bytes": peaks.get(datum)})
+    return sorted(found, key=lambda t: (t["frame"], t["tile"]))
+
+
+def frame_memory(engine: Engine, job: str, rows: Rows | None = None) -> dict[int, int]:
+    """Frame -> the largest peak of the datums that made it: its tiles' and its merge's."""
+    rows = job_rows(engine, job, rows)
+    peaks: dict[int, int] = {}
+    for tile in tile_usage(engine, job, rows):
+        if tile["peak_memory_bytes"] is not None:
+            peaks[tile["frame"]] = max(peaks.get(tile["frame"], 0), tile["peak_memory_bytes"])
+    for d in rows.get("merger", []):
+        for _, path in json.loads(d["inputs"]):
+            frame = path.rstrip("/").rsplit("/", 1)[-1]
+            if "/tiles/" in path and frame.isdigit() and d["peak_memory"] is not None:
+                peaks[int(frame)] = max(peaks.get(int(frame), 0), d["peak_memory"])
+    return dict(sorted(peaks.items()))
+
+
 def video_file(engine: Engine, job: str, rows: Rows | None = None) -> FileInfo | None:
     encoder = job_rows(engine, job, rows).get("encoder", [])
     for _, info in outputs(engine, "encoder", encoder):
@@ -230,7 +261,9 @@ def view(engine: Engine, job: str, running: bool) -> JobView:
                    workers=workers, tasks_done=tasks_done, tasks_total=len(tasks), error=error,
                    video=has_video, progress=round(progress, 4), frames=merged,
                    frames_in_flight={str(f): len(t) for f, t in sorted(
-                       tile_files(engine, job, rows).items()) if f not in merged} if plan else {})
+                       tile_files(engine, job, rows).items()) if f not in merged} if plan else {},
+                   peak_memory_bytes=max((d["peak_memory"] for r in rows.values() for d in r
+                                          if d["peak_memory"] is not None), default=None))
 
 
 def all_views(engine: Engine, running: bool) -> list[JobView]:

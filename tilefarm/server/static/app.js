@@ -84,6 +84,13 @@ function select(job) {
   refreshDetail();
 }
 
+function size(bytes) {
+  if (bytes === null || bytes === undefined) return "–";
+  const units = [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]];
+  for (const [unit, scale] of units) if (bytes >= scale) return `${(bytes / scale).toFixed(1)} ${unit}`;
+  return `${bytes} B`;
+}
+
 function chart(seconds) {
   const svg = $("chart");
   const entries = Object.entries(seconds);
@@ -98,11 +105,11 @@ async function refreshDetail() {
   const response = await fetch(`/api/jobs/${encodeURIComponent(job)}`);
   if (!response.ok || job !== selected) return;
   const detail = await response.json();
-  const key = JSON.stringify([detail.state, detail.frames, detail.frames_in_flight, detail.video, detail.failures.length, detail.log.length]);
+  const key = JSON.stringify([detail.state, detail.frames, detail.frames_in_flight, detail.video, detail.failures.length, detail.log.length, detail.peak_memory_per_frame]);
   if (key === lastDetail) return;
   lastDetail = key;
   $("detail").hidden = false;
-  $("detail-title").textContent = `${detail.job}: ${detail.frames_done}/${detail.frames_total} frames, ${detail.tasks_done}/${detail.tasks_total} tasks`;
+  $("detail-title").textContent = `${detail.job}: ${detail.frames_done}/${detail.frames_total} frames, ${detail.tasks_done}/${detail.tasks_total} tasks, peak memory ${size(detail.peak_memory_bytes)}`;
   $("detail-error").hidden = !detail.error;
   $("detail-error").textContent = detail.error || "";
   // Finished frames, and frames in flight with the tiles rendered so far (black: to come).
@@ -124,12 +131,14 @@ async function refreshDetail() {
       const after = [...grid.querySelectorAll("figure")].find((f) => Number(f.querySelector("img").dataset.frame) > frame);
       grid.insertBefore(figure, after || null);
     }
+    const peak = detail.peak_memory_per_frame[frame];
+    img.parentElement.querySelector("figcaption").textContent =
+      (version === "done" ? `frame ${frame}` : `frame ${frame}: ${version.slice(6)} tile(s)`) +
+      (peak ? ` · ${size(peak)}` : "");
     if (img.dataset.version !== version) {
       img.dataset.version = version;
       img.className = version === "done" ? "thumb" : "thumb partial";
       img.parentElement.classList.toggle("pending", version !== "done");
-      img.parentElement.querySelector("figcaption").textContent =
-        version === "done" ? `frame ${frame}` : `frame ${frame}: ${version.slice(6)} tile(s)`;
       img.src = `/api/jobs/${encodeURIComponent(job)}/frames/${frame}?v=${version}`;
     }
   }
