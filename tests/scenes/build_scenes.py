@@ -287,7 +287,7 @@ def path_guiding():
 def memory_hungry():
     """One frame whose cube samples a 6144x6144 float image: Blender holds about 1 GiB more
     than for ``plain`` (about 340 MiB) while it renders."""
-    scene = base(width=64, height=36, end=1)
+    base(width=64, height=36, end=1)
     image = bpy.data.images.new("Big", 6144, 6144, float_buffer=True)
     image.generated_type = "COLOR_GRID"
     material = bpy.data.materials.new("Hungry")
