@@ -14,6 +14,14 @@ frames each, about 1 s a frame) submitted at once to a running server, against B
 rendering each file itself; it prints the fixed cost per job, (server - own) / jobs.
 
     .venv/bin/python bench/overhead.py --case server --jobs 4 --frames 3
+
+``--case urgent`` measures scheduling across jobs: with ``tilefarm serve --workers 1``
+rendering a long job (``--frames`` frames at 4x4 tiles), an urgent one (``--frames``
+frames, untiled) is submitted and given priority 10. It prints the time from that submit
+to the urgent job's first render datum's start, against what the render datum running at
+the submit had left (goal: within that plus 1 s), and to the urgent job's end.
+
+    .venv/bin/python bench/overhead.py --case urgent --frames 12
 """
 
 from __future__ import annotations
@@ -94,9 +102,75 @@ def server_case(args: argparse.Namespace, work: Path) -> int:
     return 0
 
 
+def urgent_case(args: argparse.Namespace, work: Path) -> int:
+    """An urgent job submitted while a long one renders, on one worker."""
+    import json
+    import signal
+    import sqlite3
+
+    from tilefarm.server.client import Client
+
+    files = {}
+    for name in ("long", "urgent"):
+        folder = work / "jobs" / name
+        folder.mkdir(parents=True)
+        subprocess.run([str(TILEFARM), "demo", str(folder / f"{name}.blend"), "--frames",
+                        str(args.frames), "--resolution", args.resolution, "--samples",
+                        str(args.samples), "--no-denoise"], check=True, stdout=subprocess.DEVNULL)
+        (folder / "tilefarm.json").write_text(json.dumps({"tiles": "4x4" if name == "long"
+                                                          else "1x1"}))
+        files[name] = [(f"/{name}/{p.name}", p) for p in sorted(folder.iterdir())]
+    root = work / "store"
+    server = subprocess.Popen([str(TILEFARM), "serve", "--root", str(root), "--port", "0",
+                               "--workers", "1"], stdout=subprocess.DEVNULL)
+    try:
+        while not (root / "server.json").exists():
+            time.sleep(0.1)
+        client = Client(json.loads((root / "server.json").read_text())["url"])
+        db = sqlite3.connect(f"file:{root / 'meta.sqlite'}?mode=ro", uri=True)
+
+        def renders(shot: str) -> list[tuple[float, float | None]]:
+            return [(r[0], r[1]) for r in db.execute(
+                "SELECT d.started, d.finished FROM datums d JOIN jobs j ON j.id=d.job WHERE "
+                "j.pipeline='renderer' AND j.shot=? AND d.started IS NOT NULL "
+                "ORDER BY d.started", (shot,))]
+
+        def state(shot: str) -> str:
+            return next((j["state"] for j in client.json("GET", "/api/jobs")
+                         if j["job"] == shot), "")
+
+        client.submit(files["long"])
+        while sum(1 for _, end in renders("long") if end) < 3:
+            time.sleep(0.1)
+        submitted = time.time()
+        client.submit(files["urgent"])
+        client.json("POST", "/api/jobs/urgent/priority", {"priority": 10})
+        while state("urgent") not in ("done", "failed"):
+            time.sleep(0.1)
+        urgent_done = time.time()
+        while state("long") not in ("done", "failed"):
+            time.sleep(0.2)
+        long_done = time.time()
+        running = [end for start, end in renders("long") if start <= submitted
+                   and (end or long_done) > submitted]
+        remaining = max(0.0, (running[0] or long_done) - submitted) if running else 0.0
+        first = renders("urgent")[0][0] - submitted
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=60)
+    print(f"tilefarm serve --workers 1; a long job ({args.frames} frames at 4x4) renders; an "
+          f"urgent one ({args.frames} frames, 1x1, priority 10) is submitted:")
+    print(f"  the long job's datum running at the submit had {remaining:5.2f} s left")
+    print(f"  the urgent job's first render started after {first:5.2f} s "
+          f"(goal <= {remaining + 1:.2f} s: {'met' if first <= remaining + 1 else 'MISSED'})")
+    print(f"  the urgent job was done after       {urgent_done - submitted:5.2f} s")
+    print(f"  the long job was done after         {long_done - submitted:5.2f} s")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--case", choices=("render", "server"), default="render")
+    parser.add_argument("--case", choices=("render", "server", "urgent"), default="render")
     parser.add_argument("--jobs", type=int, default=4, help="jobs for --case server")
     parser.add_argument("--one-by-one", action="store_true",
                         help="--case server: submit each job when the last is done")
@@ -111,6 +185,8 @@ def main() -> int:
         work = Path(tmp)
         if args.case == "server":
             return server_case(args, work)
+        if args.case == "urgent":
+            return urgent_case(args, work)
         blend = work / "demo.blend"
         subprocess.run([str(TILEFARM), "demo", str(blend), "--frames", str(args.frames),
                         "--resolution", args.resolution, "--samples", str(args.samples),

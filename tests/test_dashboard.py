@@ -8,6 +8,7 @@ to a path, the screenshot taken mid-run is copied there (the README's docs/dashb
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -59,6 +60,13 @@ def test_the_dashboard_shows_and_steers_jobs_live(browser: Browser, scenes: Scen
         assert loaded == 3
         browser.wait("!document.getElementById('video').hidden", 30, "the video player")
         assert browser.evaluate("document.querySelectorAll('#chart rect').length") == 3
+        # Peak memory, from the OS: the job's in the title, each frame's under its thumbnail.
+        title = browser.evaluate("document.getElementById('detail-title').textContent")
+        assert re.search(r"peak memory \d+\.\d (MiB|GiB)$", title), title
+        captions = browser.evaluate("[...document.querySelectorAll('#frames figcaption')]"
+                                    ".map(c => c.textContent)")
+        assert len(captions) == 3 and all(re.fullmatch(r"frame \d · \d+\.\d (MiB|GiB)", c)
+                                          for c in captions), captions
 
         assert run_cli("submit", str(long), "--server", url, "--tiles", "2x2").returncode == 0
         browser.wait(f"{row('long', 'state')} === 'running'", 120, "the long job running")

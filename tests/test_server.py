@@ -97,6 +97,16 @@ def test_a_submitted_job_renders_like_blender_and_is_steered_through_the_api(
         assert set(blender_children(server_pid(root))) == warm
         detail = api(url, "GET", "/api/jobs/plain")[1]
         assert sorted(detail["seconds_per_frame"]) == ["1", "2", "3"]
+        # Each tile's Blender peak, from the OS: a Blender holds well over 100 MiB.
+        assert [(t["frame"], t["tile"]) for t in detail["tiles"]] == [
+            (f, t) for f in (1, 2, 3) for t in range(4)]
+        assert all(t["peak_memory_bytes"] > 100 * 2**20 for t in detail["tiles"])
+        per_frame = detail["peak_memory_per_frame"]
+        assert sorted(per_frame) == ["1", "2", "3"]
+        for frame, peak in per_frame.items():  # its tiles' largest, or its merge's if larger
+            assert peak >= max(t["peak_memory_bytes"] for t in detail["tiles"]
+                               if t["frame"] == int(frame))
+        assert detail["peak_memory_bytes"] >= max(per_frame.values())  # the whole job's
         assert detail["failures"] == [] and any("plain" in line for line in detail["log"])
         proc = run_cli("fetch", "plain", "--server", url, "--out", str(tmp_path / "again"))
         for frame, path in theirs.items():

@@ -42,13 +42,25 @@ class _Slot:
         self.pfs: Path | None = None
         self.started = 0.0
         self.asked = False
+        self.finishing = False  # recording the last datum's outcome, outside the lock
         self.log: Path | None = None
 
     def _next_datum(self, previous_error: str) -> list[str] | None:
         pool = self.pool
         with pool.cond:
             self.asked = True
-            self._finish_current(not previous_error, previous_error)
+            done = self._take_current()
+        if done is not None:
+            # Its outputs are hashed and copied into the store without the pool's lock, so
+            # the other workers take and hand back datums meanwhile.
+            job, run, pfs = done
+            try:
+                job.finish(run, not previous_error, previous_error, pfs)
+            finally:
+                with pool.cond:
+                    self.finishing = False
+                    pool.cond.notify_all()
+        with pool.cond:
             while True:
                 if pool.closing:
                     return None
@@ -65,24 +77,37 @@ class _Slot:
                     return [f"{k}={v}" for k, v in env.items()]
                 pool.idle_wait()
 
-    def _finish_current(self, ok: bool, error: str) -> None:
-        """Record the served datum's outcome (the caller holds the pool's condition)."""
+    def _take_current(self) -> tuple[JobWorkers, DatumRun, Path] | None:
+        """The served datum, measured and no longer served, for its outcome to be recorded
+        (the caller holds the pool's condition; the slot stays busy until ``finishing``
+        is cleared)."""
         run, job, pfs = self.current, self.job, self.pfs
         if run is None or job is None or pfs is None:
-            return
+            return None
         self.current = None
+        self.finishing = True
         job.serving.pop(-1 - self.index, None)
         if self.proc is not None and self.proc.poll() is None:
             run.peak = memory.peak(self.proc.pid)
-        job.finish(run, ok, error, pfs)
-        self.pool.cond.notify_all()
+        return job, run, pfs
+
+    def _finish_current(self, ok: bool, error: str) -> None:
+        """Record the served datum's outcome now (the caller holds the pool's condition:
+        a datum that failed, with no outputs to store)."""
+        done = self._take_current()
+        if done is not None:
+            try:
+                done[0].finish(done[1], ok, error, done[2])
+            finally:
+                self.finishing = False
+                self.pool.cond.notify_all()
 
     def own_pfs(self) -> Path:
         """This slot's pfs directory (``JobWorkers.prepare`` with its index)."""
         return self.pool.work / f"worker-{self.index}" / "pfs"
 
     def busy(self) -> bool:
-        return self.current is not None
+        return self.current is not None or self.finishing
 
     def ensure(self, job: JobWorkers) -> bool:
         """Start the process if it is not running (the caller holds the condition); False
@@ -111,16 +136,17 @@ class _Slot:
         proc = self.proc
         if proc is None:
             return
-        if self.busy() and timeout is not None and time.monotonic() - self.started > timeout:
+        if self.current is not None and timeout is not None \
+                and time.monotonic() - self.started > timeout:
             kill_group(proc)
             proc.wait()
             self._finish_current(False, f"timed out after {timeout:g} s (datumTimeout)")
         if proc.poll() is None:
             return
-        if self.busy():
+        if self.current is not None:
             self._finish_current(False, f"worker exited with code {proc.returncode} "
                                  f"mid-datum: {log_tail(self.log, 2) if self.log else ''}")
-        elif not self.asked and (picked := self.pool.pick(admit=False)) is not None:
+        elif not self.asked and not self.finishing and (picked := self.pool.pick(admit=False)) is not None:
             # "user code exited prematurely": a try of the next datum, charged against this
             # slot's own directory: finish removes the pfs's parent, and any other path
             # could hold another worker's datum.

@@ -173,34 +173,51 @@ def tile_files(engine: Engine, job: str,
     return tiles
 
 
+def peaks(engine: Engine, pipeline: str, rows: list[Any]) -> dict[str, int | None]:
+    """Datum id -> its peak memory; a skipped datum's from the run that made its outputs."""
+    found: dict[str, int | None] = {}
+    with engine.store.lock:
+        for d in rows:
+            peak = d["peak_memory"]
+            if peak is None and d["state"] == "skipped":
+                row = engine.store.db.execute(
+                    "SELECT peak_memory FROM datums WHERE pipeline=? AND version=? AND id=? AND "
+                    "state='success' ORDER BY finished DESC LIMIT 1",
+                    (pipeline, d["version"], d["id"])).fetchone()
+                peak = row["peak_memory"] if row else None
+            found[d["id"]] = peak
+    return found
+
+
 def tile_usage(engine: Engine, job: str, rows: Rows | None = None) -> list[dict[str, Any]]:
     """Each rendered tile (a whole frame is tile 0): its frame, render seconds, and the
     peak resident memory of the Blender that rendered it (its datum's, from the OS)."""
     renderer = job_rows(engine, job, rows).get("renderer", [])
-    peaks = {d["id"]: d["peak_memory"] for d in renderer}
+    peak = peaks(engine, "renderer", renderer)
     found = []
     for datum, info in outputs(engine, "renderer", renderer):
         if info.path.endswith(".json") and "/tiles/" in info.path:
             meta = _read(engine, info)
             found.append({"frame": int(meta["frame"]), "tile": int(meta["tile"]),
                           "render_seconds": round(float(meta.get("render_seconds", 0.0)), 3),
-                          "peak_memory_bytes": peaks.get(datum)})
+                          "peak_memory_bytes": peak.get(datum)})
     return sorted(found, key=lambda t: (t["frame"], t["tile"]))
 
 
 def frame_memory(engine: Engine, job: str, rows: Rows | None = None) -> dict[int, int]:
     """Frame -> the largest peak of the datums that made it: its tiles' and its merge's."""
     rows = job_rows(engine, job, rows)
-    peaks: dict[int, int] = {}
+    found: dict[int, int] = {}
     for tile in tile_usage(engine, job, rows):
         if tile["peak_memory_bytes"] is not None:
-            peaks[tile["frame"]] = max(peaks.get(tile["frame"], 0), tile["peak_memory_bytes"])
+            found[tile["frame"]] = max(found.get(tile["frame"], 0), tile["peak_memory_bytes"])
+    merges = peaks(engine, "merger", rows.get("merger", []))
     for d in rows.get("merger", []):
         for _, path in json.loads(d["inputs"]):
             frame = path.rstrip("/").rsplit("/", 1)[-1]
-            if "/tiles/" in path and frame.isdigit() and d["peak_memory"] is not None:
-                peaks[int(frame)] = max(peaks.get(int(frame), 0), d["peak_memory"])
-    return dict(sorted(peaks.items()))
+            if "/tiles/" in path and frame.isdigit() and merges.get(d["id"]) is not None:
+                found[int(frame)] = max(found.get(int(frame), 0), merges[d["id"]] or 0)
+    return dict(sorted(found.items()))
 
 
 def video_file(engine: Engine, job: str, rows: Rows | None = None) -> FileInfo | None:
@@ -262,8 +279,9 @@ def view(engine: Engine, job: str, running: bool) -> JobView:
                    video=has_video, progress=round(progress, 4), frames=merged,
                    frames_in_flight={str(f): len(t) for f, t in sorted(
                        tile_files(engine, job, rows).items()) if f not in merged} if plan else {},
-                   peak_memory_bytes=max((d["peak_memory"] for r in rows.values() for d in r
-                                          if d["peak_memory"] is not None), default=None))
+                   peak_memory_bytes=max((p for name, r in rows.items()
+                                          for p in peaks(engine, name, r).values()
+                                          if p is not None), default=None))
 
 
 def all_views(engine: Engine, running: bool) -> list[JobView]:
