@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tilefarm.pipelines.worker import serve_datums
 from tilefarm.splitter.intake import open_job
 from tilefarm.splitter.split import plan_job, write_plan
 
@@ -27,11 +28,17 @@ def split(args: argparse.Namespace) -> int:
     return 0
 
 
+def run(args: argparse.Namespace) -> int:
+    """One datum, or under datum batching every datum the worker hands out: a warm
+    splitter plans a job put during another's render without a process start."""
+    return serve_datums("splitter", lambda: split(args))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser("splitter", "Turn each job (a .blend or a job directory) of the datum "
                           "into /pfs/out/<job>/plan.json and one task manifest per render task.")
     parser.add_argument("--input", default="blends", help="name of the input holding the jobs (default blends)")
-    return run_stage("splitter", parser, split, argv)
+    return run_stage("splitter", parser, run, argv)
 
 
 if __name__ == "__main__":

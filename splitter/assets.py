@@ -114,14 +114,47 @@ class _Opened(progress.Callback):
         self.current = filename
 
 
+# blend -> (what its trace saw of the files, the trace): one intake traces a job several
+# times (plan, listing, packing); BAT decodes the whole file each time.
+_TRACED: dict[Path, tuple[tuple[object, ...], list[Dependency]]] = {}
+_TRACED_KEEP = 16
+
+
+def _seen(blend: Path, found: list[Dependency]) -> tuple[object, ...]:
+    """What a trace of ``blend`` depends on: the .blend, each dependency, and the folders of
+    sets of files (a frame added to a sequence changes its folder)."""
+    def stat(path: Path) -> object:
+        try:
+            info = path.stat()
+            return (info.st_size, info.st_mtime_ns)
+        except OSError:
+            return None
+    folders = sorted({d.resolved.parent for d in found
+                      if d.kind in ("sequence", "udim", "cache")} | {d.resolved for d in found
+                                                                     if d.kind == "cache"})
+    return (stat(blend), *(stat(d.resolved) for d in found), *(stat(f) for f in folders))
+
+
 def trace(blend: Path) -> list[Dependency]:
     """Every dependency of ``blend`` and of the libraries it links, recursively: sorted,
-    without duplicates, missing files included (``exists=False``).
+    without duplicates, missing files included (``exists=False``). A trace is reused while
+    nothing it saw has changed.
 
     Raises BlendFileError naming the file when ``blend`` or a library it links cannot be read.
     Not thread-safe: BAT keeps opened files in one module-level cache, closed on return.
     """
     blend = Path(os.path.abspath(blend))
+    known = _TRACED.get(blend)
+    if known is not None and _seen(blend, known[1]) == known[0]:
+        return list(known[1])
+    found = _trace(blend)
+    if len(_TRACED) >= _TRACED_KEEP:
+        _TRACED.pop(next(iter(_TRACED)))
+    _TRACED[blend] = (_seen(blend, found), found)
+    return list(found)
+
+
+def _trace(blend: Path) -> list[Dependency]:
     check_blend(blend)  # clear messages for a missing, empty, truncated or foreign file
     opened = _Opened(blend)
     found: set[Dependency] = set()

@@ -41,7 +41,8 @@ def test_sets_what_a_render_farm_needs(stage: str) -> None:
     assert spec["resourceRequests"]["cpu"] and spec["resourceRequests"]["memory"]
     assert spec["resourceLimits"]["memory"]
     assert spec["autoscaling"] is True
-    assert spec["transform"]["datumBatching"] is (stage in ("renderer", "merger"))
+    # Stages that start Python and Blender per datum keep them warm; ffmpeg starts anyway.
+    assert spec["transform"]["datumBatching"] is (stage in ("splitter", "renderer", "merger"))
 
 
 def test_dag_is_blends_splitter_renderer_merger_encoder() -> None:

@@ -54,12 +54,19 @@ CREATE TABLE IF NOT EXISTS datum_outputs (
     hash TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (pipeline, version, datum, path));
 CREATE INDEX IF NOT EXISTS datums_by_id ON datums (pipeline, version, id, state);
 """
-# Columns added after the first release; a store made before them gains them on open.
-MIGRATIONS = (("commits", "provenance", "TEXT"),
-              ("pipelines", "salt", "INTEGER"),
-              ("commits", "shot", "TEXT"),  # a shot job's output commit (engine: by shot)
-              ("jobs", "shot", "TEXT"),
-              ("datums", "peak_memory", "INTEGER"))  # bytes: the datum's largest process
+# Each change to the first release's schema (SCHEMA), in order: (table, column, type,
+# statements run once the column is added). A store records how many it has had in
+# ``PRAGMA user_version`` and gains the rest when opened.
+MIGRATIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    # Outputs made before provenance was recorded cannot prove what they were made from:
+    # their jobs run once more (every datum skipped, outputs kept).
+    ("commits", "provenance", "TEXT", ("UPDATE jobs SET state='superseded' "
+                                       "WHERE state='success'",)),
+    ("pipelines", "salt", "INTEGER", ()),
+    ("commits", "shot", "TEXT", ()),  # a shot job's output commit (engine.shots)
+    ("jobs", "shot", "TEXT", ()),
+    ("datums", "peak_memory", "INTEGER", ()),  # bytes: the datum's largest process
+)
 
 
 class StoreError(TilefarmError):
@@ -115,14 +122,29 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
-        for table, column, kind in MIGRATIONS:
-            have = {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})")}
-            if column not in have:
-                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-                if column == "provenance":
-                    # Outputs made before provenance was recorded cannot prove what they were
-                    # made from: their jobs run once more (every datum skipped, outputs kept).
-                    self.db.execute("UPDATE jobs SET state='superseded' WHERE state='success'")
+        self._migrate(root)
+
+    def _migrate(self, root: Path) -> None:
+        """Bring the store's schema up to this release's, each step in a transaction."""
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            self.db.close()
+            raise StoreError(f"the store {root} was made by a newer tilefarm (schema "
+                             f"{version}, this one knows {len(MIGRATIONS)}); upgrade tilefarm")
+        if version == 0:  # before versions were recorded: the columns say how far it got
+            for table, column, _, _ in MIGRATIONS:
+                if column not in {r["name"] for r in
+                                  self.db.execute(f"PRAGMA table_info({table})")}:
+                    break
+                version += 1
+        for step, (table, column, kind, then) in enumerate(MIGRATIONS[version:], version + 1):
+            with self.transaction() as db:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                for statement in then:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {step}")
+        if version == len(MIGRATIONS):
+            self.db.execute(f"PRAGMA user_version = {version}")
 
     def close(self) -> None:
         self.db.close()
