@@ -121,6 +121,8 @@ class _Slot:
         try:
             self.proc = job._spawn(env, self.log)
             job.processes.discard(self.proc)  # it outlives the job: JobWorkers.stop spares it
+            threading.Thread(target=self._watch, args=(self.proc,), daemon=True,
+                             name=f"warm-{self.index}-exit").start()
             return True
         except StartFailed as exc:
             self.proc = None
@@ -130,6 +132,12 @@ class _Slot:
             # A failed try of the next datum, as Pachyderm charges it.
             picked[0].finish(picked[1], False, str(exc), self.own_pfs())
             return True
+
+    def _watch(self, proc: subprocess.Popen[bytes]) -> None:
+        """Wake the pool when the process ends: ``check`` then handles it."""
+        proc.wait()
+        with self.pool.cond:
+            self.pool.cond.notify_all()
 
     def check(self, timeout: float | None) -> None:
         """Handle a dead process or a datum past its timeout (the caller holds the lock)."""
@@ -194,9 +202,17 @@ class WarmPool(SharedPool):
                     fruitless = fruitless + 1 if dead and not any(moved) else 0
                     if fruitless >= 3:
                         return  # no process will start: the datums left stay pending
-                # Woken when a datum ends; the timeout polls for a process that died and
-                # a datum past its datumTimeout.
-                self.cond.wait(timeout=0.05)
+                    if any(s.proc is None for s in dead) and any(moved):
+                        continue  # a start failed and cost a datum a try: start again
+                # Woken when a datum ends or a process exits (``_watch``); the timeout is
+                # the next datumTimeout, or a second, in which a pause is noticed.
+                self.cond.wait(timeout=self._next_deadline(job.spec.timeout))
+
+    def _next_deadline(self, timeout: float | None) -> float:
+        now = time.monotonic()
+        left = [s.started + timeout - now for s in self.slots
+                if timeout is not None and s.current is not None]
+        return max(0.01, min([1.0, *left]))
 
     def close(self) -> None:
         super().close()
