@@ -63,8 +63,9 @@ class MemoryBudget:
 
     def release(self, run: "DatumRun") -> None:
         with self.lock:
-            if self.running.pop(id(run), 0) == 0:
-                return  # it held no room: nobody waits for it
+            if id(run) not in self.running:
+                return  # it held no room (a try charged without running): nobody waits
+            del self.running[id(run)]
         self._released.set()
 
     def watch(self, wake: Callable[[], None]) -> None:
@@ -88,7 +89,3 @@ class MemoryBudget:
                 wakers = list(self._wakers)
             for wake in wakers:
                 wake()
-
-    def used(self) -> int:
-        with self.lock:
-            return sum(v or 0 for v in self.running.values())

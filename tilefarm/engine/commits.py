@@ -5,8 +5,7 @@ from __future__ import annotations
 from tilefarm.engine.store import FileInfo, Store, in_shot
 
 
-def job_error(store: Store, job: str, shot: str | None, failed: int,
-              crash: str | None) -> str | None:
+def job_error(store: Store, job: str, failed: int, crash: str | None) -> str | None:
     """Why the job fails: tilefarm's own failure, or its first failed datum's error."""
     if crash is not None or not failed:
         return crash

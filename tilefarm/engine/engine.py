@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import fcntl
 import json
-import threading
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -363,7 +363,7 @@ class Engine:
     def _close_job(self, spec: PipelineSpec, job: str, inputs: Inputs, counts: dict[str, int],
                    crash: str | None = None) -> JobReport:
         with self.store.lock:
-            error = job_error(self.store, job, inputs.shot, counts["failed"], crash)
+            error = job_error(self.store, job, counts["failed"], crash)
             files = {} if error else job_files(self.store, job)
             if files and error is None:
                 error = conflicts(files, inputs.shot)

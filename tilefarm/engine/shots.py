@@ -11,7 +11,7 @@ and a job never runs on inputs of mixed provenance.
 This differs from Pachyderm, where a pipeline runs one job at a time over whole commits
 (``tilefarm run`` keeps that): there, a job put during a long render waits for all of it.
 
-Each pending shot job (``Engine.pending_shots``) starts at once in a thread of its own, so
+Each pending shot job (``ShotIndex.pending``) starts at once in a thread of its own, so
 a job submitted while another renders is split at once, and its merge and encode never
 wait for an unrelated shot's renders. The jobs of one pipeline share its worker slots
 (``pools.SharedPool``): a free slot takes the next datum by priority, then by the shot's
