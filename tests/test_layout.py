@@ -5,6 +5,7 @@ of one concept (none over 400 lines)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,21 @@ def test_modules_stay_small_and_rooms_say_what_they_are_for(folder: str) -> None
         if path.name == "__init__.py":
             doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
             assert doc, f"{path.relative_to(ROOT)} says nothing of what its room is for"
+
+
+def test_every_sql_statement_is_in_the_store_package() -> None:
+    """One store package (tilefarm/engine/store/) holds the schema, its migrations and every
+    statement; the rest of tilefarm asks it by what a query means."""
+    store = ROOT / "tilefarm" / "engine" / "store"
+    sql = re.compile(r"^\s*(SELECT\b.*\bFROM\b|SELECT 1\b|INSERT (OR \w+ )?INTO\b|UPDATE \w+ SET\b|"
+                     r"DELETE FROM\b|CREATE (TABLE|INDEX)\b|ALTER TABLE\b|PRAGMA\b)", re.S)
+    offenders = []
+    for folder in FOLDERS:
+        for path in (ROOT / folder).rglob("*.py"):
+            if store in path.parents:
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            offenders += [f"{path.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(tree)
+                          if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                          and sql.match(node.value)]
+    assert offenders == []

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tilefarm.engine.engine import ROOT_ENV, Engine, EngineBusy
 from tilefarm.engine.progress import ProgressDisplay, status_table, table
-from tilefarm.engine.store import Commit, Store, StoreError, normalize
+from tilefarm.engine.store import Commit, Store, StoreError, normalize, records
 from tilefarm.errors import UsageError
 from tilefarm.pipelines.specs import read_spec
 from tilefarm.sizes import format_size
@@ -40,8 +40,7 @@ def parse_ref(text: str, flag: str = "REPO@BRANCH:/PATH") -> tuple[str, str, str
 
 def resolve(store: Store, repo: str, ref: str) -> Commit | None:
     """A branch's head, or a commit of ``repo`` given by id."""
-    row = store.db.execute("SELECT id FROM commits WHERE repo=? AND id=?", (repo, ref)).fetchone()
-    return store.commit(row["id"]) if row else store.head(repo, ref)
+    return store.commit(ref) if records.commit_in(store, repo, ref) else store.head(repo, ref)
 
 
 def when(stamp: float | None) -> str:
@@ -152,30 +151,25 @@ def cmd_list_pipeline(args: argparse.Namespace) -> int:
     with engine_of(args) as engine:
         rows = []
         for spec, version in engine.pipelines():
-            last = engine.store.db.execute("SELECT state FROM jobs WHERE pipeline=? ORDER BY "
-                                           "created DESC LIMIT 1", (spec.name,)).fetchone()
+            last = records.jobs(engine.store, spec.name)[:1]
             rows.append([spec.name, str(version), _input_text(spec.input),
-                         last["state"] if last else "-"])
+                         last[0]["state"] if last else "-"])
     print(table(["NAME", "VERSION", "INPUT", "LAST JOB"], rows))
     return 0
 
 
 def cmd_list_job(args: argparse.Namespace) -> int:
     with engine_of(args) as engine:
-        sql, params = "SELECT * FROM jobs", []
-        if args.pipeline:
-            sql, params = sql + " WHERE pipeline=?", [args.pipeline]
         rows = [[r["pipeline"] + "@" + r["id"], when(r["started"]), _elapsed(r), r["state"],
                  f"{r['processed'] + r['skipped']}/{r['total']}", str(r["skipped"]), str(r["failed"])]
-                for r in engine.store.db.execute(sql + " ORDER BY created DESC", params)]
+                for r in records.jobs(engine.store, args.pipeline or None)]
     print(table(["JOB", "STARTED", "DURATION", "STATE", "DATUMS", "SKIPPED", "FAILED"], rows))
     return 0
 
 
 def _job(engine: Engine, ref: str) -> dict[str, object]:
     pipeline, _, job = ref.partition("@")
-    row = engine.store.db.execute("SELECT * FROM jobs WHERE pipeline=? AND id LIKE ?",
-                                  (pipeline, job + "%")).fetchone()
+    row = records.find_job(engine.store, pipeline, job)
     if row is None:
         raise UsageError(f"no job {ref!r}; see `tilefarm list job`", flag="PIPELINE@JOB")
     return dict(row)
@@ -200,8 +194,7 @@ def cmd_list_datum(args: argparse.Namespace) -> int:
                 raise UsageError("name a job (PIPELINE@JOB) or a spec (-f SPEC)", flag="list datum")
             job = _job(engine, args.job)
             rows = [[r["id"], ", ".join(f"{n}:{p}" for n, p in json.loads(r["inputs"])), r["state"]]
-                    for r in engine.store.db.execute("SELECT * FROM datums WHERE job=? ORDER BY id",
-                                                     (job["id"],))]
+                    for r in records.job_datums(engine.store, str(job["id"]))]
     print(table(["ID", "FILES", "STATE"], rows))
     return 0
 

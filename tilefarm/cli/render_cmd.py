@@ -22,7 +22,7 @@ from tilefarm.cli.served import render_via_server
 from tilefarm.engine.control import shot_of_inputs
 from tilefarm.engine.engine import Engine, EngineBusy, JobReport
 from tilefarm.engine.progress import ProgressDisplay
-from tilefarm.engine.store import FileInfo, Store, replace_entries
+from tilefarm.engine.store import FileInfo, Store, records, replace_entries
 from tilefarm.errors import TilefarmError, UsageError
 from tilefarm.pipelines.specs import packaged_specs
 from tilefarm.plan import layout
@@ -55,9 +55,7 @@ def first_failure(store: Store, reports: list[JobReport], job: str) -> str | Non
     for report in reports:
         if report.state != "failure":
             continue
-        rows = store.db.execute("SELECT inputs, error FROM datums WHERE job=? AND "
-                                "state='failed'", (report.id,)).fetchall()
-        for row in rows:
+        for row in records.job_datums(store, report.id, "failed"):
             if shot_of_inputs(row["inputs"]) == job and row["error"]:
                 return f"{report.pipeline}: {' '.join(row['error'].split())}"
     return None

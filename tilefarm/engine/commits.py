@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-from tilefarm.engine.store import FileInfo, Store, in_shot
+from tilefarm.engine.store import FileInfo, Store, in_shot, records
 
 
 def job_error(store: Store, job: str, failed: int, crash: str | None) -> str | None:
     """Why the job fails: tilefarm's own failure, or its first failed datum's error."""
     if crash is not None or not failed:
         return crash
-    row = store.db.execute("SELECT error FROM datums WHERE job=? AND state='failed' LIMIT 1",
-                           (job,)).fetchone()
-    return f"{failed} datum(s) failed: {row['error'] if row else ''}"
+    rows = records.job_datums(store, job, "failed")
+    return f"{failed} datum(s) failed: {rows[0]['error'] if rows else ''}"
 
 
 def job_files(store: Store, job: str) -> dict[str, tuple[list[str], FileInfo]]:
     """Each path the job's datums (run or skipped) wrote -> the datums that wrote it, and
     the last one's file."""
     files: dict[str, tuple[list[str], FileInfo]] = {}
-    rows = store.db.execute(
-        "SELECT o.datum, o.path, o.hash, o.size FROM datums d JOIN datum_outputs o "
-        "ON o.pipeline=d.pipeline AND o.version=d.version AND o.datum=d.id "
-        "WHERE d.job=? ORDER BY o.path", (job,)).fetchall()
-    for r in rows:
+    for r in records.job_outputs(store, job):
         writers = files.get(r["path"], ([], None))[0]
         if r["datum"] not in writers:
             writers.append(r["datum"])

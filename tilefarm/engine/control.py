@@ -21,19 +21,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tilefarm.engine.store import Store
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS job_control (
-    job TEXT PRIMARY KEY, priority INTEGER NOT NULL DEFAULT 0,
-    paused INTEGER NOT NULL DEFAULT 0, cancelled INTEGER NOT NULL DEFAULT 0,
-    changed REAL NOT NULL);
-"""
-
+from tilefarm.engine.store import Store, records
 
 ALL = "*"  # not a job name (job names never hold "*"): every job, for kill_all
 
@@ -70,24 +61,18 @@ class Control:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        with store.lock:
-            store.db.executescript(SCHEMA)
         self._killers: list[Callable[[str], None]] = []
         self._guard = threading.Lock()
 
     def get(self, job: str) -> JobControl:
-        with self.store.lock:
-            row = self.store.db.execute("SELECT * FROM job_control WHERE job=?",
-                                        (job,)).fetchone()
+        row = records.control(self.store, job)
         if row is None:
             return JobControl(job)
         return JobControl(job, row["priority"], bool(row["paused"]), bool(row["cancelled"]))
 
     def all(self) -> dict[str, JobControl]:
-        with self.store.lock:
-            rows = self.store.db.execute("SELECT * FROM job_control").fetchall()
         return {r["job"]: JobControl(r["job"], r["priority"], bool(r["paused"]),
-                                     bool(r["cancelled"])) for r in rows}
+                                     bool(r["cancelled"])) for r in records.controls(self.store)}
 
     def held(self) -> set[str]:
         return {job for job, c in self.all().items() if c.held}
@@ -96,12 +81,7 @@ class Control:
         current = self.get(job)
         row = {"priority": current.priority, "paused": int(current.paused),
                "cancelled": int(current.cancelled), **values}
-        with self.store.lock:
-            self.store.db.execute(
-                "INSERT INTO job_control (job, priority, paused, cancelled, changed) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(job) DO UPDATE SET priority=excluded.priority,"
-                " paused=excluded.paused, cancelled=excluded.cancelled, changed=excluded.changed",
-                (job, row["priority"], row["paused"], row["cancelled"], time.time()))
+        records.put_control(self.store, job, row["priority"], row["paused"], row["cancelled"])
 
     def set_priority(self, job: str, priority: int) -> None:
         self._set(job, priority=priority)

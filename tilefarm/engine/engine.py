@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from tilefarm.engine.commits import conflicts, job_error, job_files
 from tilefarm.engine.control import Control, shot_of_inputs
 from tilefarm.engine.datums import Datum, datums
 from tilefarm.engine.provenance import Inputs, resolve
-from tilefarm.engine.store import Commit, FileInfo, Store, StoreError, in_shot
+from tilefarm.engine.store import Commit, FileInfo, Store, StoreError, in_shot, records
 from tilefarm.engine.warm import WarmPool, WarmPools
 from tilefarm.engine.workers import DatumRun, JobWorkers
 from tilefarm.errors import TilefarmError
@@ -93,8 +92,7 @@ class Engine:
         self.closing = threading.Event()
         if lock:
             # Jobs left running by an engine that was killed are over: mark them so.
-            self.store.db.execute("UPDATE jobs SET state='killed', finished=? WHERE state='running'",
-                                  (time.time(),))
+            records.kill_running_jobs(self.store)
             shutil.rmtree(root / "work", ignore_errors=True)
 
     def close(self) -> None:
@@ -120,8 +118,7 @@ class Engine:
         An update keeps the datums the pipeline already processed, as ``pachctl update
         pipeline`` keeps its salt (``api_server.go``: the old ``Details.Salt`` unless
         ``Reprocess``); ``reprocess`` (or ``"reprocess": true`` in the spec) starts afresh."""
-        row = self.store.db.execute("SELECT spec, version, salt FROM pipelines WHERE name=?",
-                                    (spec.name,)).fetchone()
+        row = records.pipeline(self.store, spec.name)
         if row is not None and not update:
             raise StoreError(f"pipeline {spec.name!r} already exists; use `update pipeline`")
         reprocess = reprocess or bool(spec.raw.get("reprocess"))
@@ -134,22 +131,19 @@ class Engine:
         version = (row["version"] + 1) if row is not None else 1
         # The salt is the version whose datums still count: datum results are kept by it.
         salt = version if row is None or reprocess else (row["salt"] or row["version"])
-        with self.store.transaction() as db:
-            db.execute("INSERT INTO pipelines (name, spec, version, created, salt) "
-                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE "
-                       "SET spec=excluded.spec, version=excluded.version, salt=excluded.salt",
-                       (spec.name, spec.text(), version, time.time(), salt))
+        with self.store.transaction() as tx:
+            records.put_pipeline(tx, spec.name, spec.text(), version, salt)
         self.store.create_repo(spec.name, exist_ok=True)
         return True
 
     def pipelines(self) -> list[tuple[PipelineSpec, int]]:
-        rows = self.store.db.execute("SELECT name, spec, version FROM pipelines").fetchall()
+        rows = records.pipelines(self.store)
         specs = {r["name"]: (parse_spec(json.loads(r["spec"]), r["name"]), r["version"]) for r in rows}
         return [(s, specs[s.name][1]) for s in provenance_order([v[0] for v in specs.values()])]
 
     def salt(self, pipeline: str) -> int:
-        row = self.store.db.execute("SELECT version, salt FROM pipelines WHERE name=?",
-                                    (pipeline,)).fetchone()
+        row = records.pipeline(self.store, pipeline)
+        assert row is not None, pipeline
         return int(row["salt"] or row["version"])
 
     # -- provenance ----------------------------------------------------------------------------
@@ -194,16 +188,10 @@ class Engine:
     def wanted(self, spec: PipelineSpec, version: int, inputs: Inputs) -> bool:
         """Whether a job of ``spec`` on ``inputs`` is to run: none succeeded on them, or the
         last one deferred datums of a shot that has been resumed since."""
-        with self.store.lock:
-            done = self.store.db.execute(
-                "SELECT id FROM jobs WHERE pipeline=? AND version=? AND inputs=? AND "
-                "shot IS ? AND state='success' ORDER BY created DESC LIMIT 1",
-                (spec.name, version, inputs.key(), inputs.shot)).fetchone()
-            if done is None:
-                return True
-            deferred = self.store.db.execute(
-                "SELECT inputs FROM datums WHERE job=? AND state='deferred'",
-                (done["id"],)).fetchall()
+        done = records.last_success(self.store, spec.name, version, inputs.key(), inputs.shot)
+        if done is None:
+            return True
+        deferred = records.job_datums(self.store, done["id"], "deferred")
         # Datums deferred by a pause or cancel run again once their shot is resumed.
         waiting = {shot_of_inputs(r["inputs"]) for r in deferred}
         return bool(waiting - self.control.held())
@@ -244,14 +232,9 @@ class Engine:
         job = uuid.uuid4().hex
         error = ("unrunnable because the following upstream pipelines failed: "
                  + ", ".join(inputs.failed))
-        now = time.time()
         commit = self._write_output(spec, inputs, {}, job, ok=False)
-        with self.store.lock:
-            self.store.db.execute(
-                "INSERT INTO jobs (id, pipeline, version, inputs, output, state, created, "
-                "started, finished, error, shot) VALUES (?, ?, ?, ?, ?, 'unrunnable', ?, ?, ?, "
-                "?, ?)", (job, spec.name, version, inputs.key(), commit.id, now, now, now, error,
-                          inputs.shot))
+        records.insert_job(self.store, job, spec.name, version, inputs.key(), "unrunnable",
+                           inputs.shot, output=commit.id, error=error)
         return JobReport(job, spec.name, "unrunnable", 0, 0, 0, 0, error)
 
     def run_job(self, spec: PipelineSpec, version: int, inputs: Inputs, *,
@@ -265,12 +248,8 @@ class Engine:
             salt = self.salt(spec.name)
             all_datums = self.list_datums(spec, inputs.commits, inputs.shot)
         slots = max(1, min(workers, spec.parallelism))
-        with self.store.lock:
-            self.store.db.execute(
-                "INSERT INTO jobs (id, pipeline, version, inputs, state, created, started, "
-                "total, workers, shot) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
-                (job, spec.name, version, inputs.key(), time.time(), time.time(),
-                 len(all_datums), slots, inputs.shot))
+        records.insert_job(self.store, job, spec.name, version, inputs.key(), "running",
+                           inputs.shot, total=len(all_datums), workers=slots)
         counts = {"total": len(all_datums), "processed": 0, "skipped": 0, "failed": 0,
                   "deferred": 0}
         if on_job is not None:
@@ -278,13 +257,10 @@ class Engine:
         runs = []
         with self.store.transaction() as tx:
             for datum in all_datums:
-                done = tx.execute("SELECT 1 FROM datums WHERE pipeline=? AND version=? AND id=? "
-                                  "AND state='success' LIMIT 1", (spec.name, salt, datum.id)).fetchone()
+                done = records.datum_succeeded(tx, spec.name, salt, datum.id)
                 state = "skipped" if done else "pending"
-                tx.execute("INSERT INTO datums (job, id, pipeline, version, inputs, state) "
-                           "VALUES (?, ?, ?, ?, ?, ?)",
-                           (job, datum.id, spec.name, salt,
-                            json.dumps([[p.name, p.path] for p in datum.parts]), state))
+                records.insert_datum(tx, job, datum.id, spec.name, salt,
+                                     [[p.name, p.path] for p in datum.parts], state)
                 if done:
                     counts["skipped"] += 1
                 else:
@@ -296,21 +272,16 @@ class Engine:
             outputs = self._collect(pfs / "out") if ok else []
             with self.store.transaction() as tx:
                 if ok:
-                    tx.executemany("INSERT OR REPLACE INTO datum_outputs VALUES (?, ?, ?, ?, ?, ?)",
-                                   [(spec.name, salt, run.datum.id, p, f.hash, f.size)
-                                    for p, f in outputs])
+                    records.put_outputs(tx, spec.name, salt, run.datum.id, outputs)
                 state = "success" if ok else ("failed" if final else "pending")
-                tx.execute("UPDATE datums SET state=?, tries=?, finished=?, error=?, peak_memory=? "
-                           "WHERE job=? AND id=?", (state, run.tries, time.time(), error or None,
-                                                    run.peak, job, run.datum.id))
+                records.end_datum(tx, job, run.datum.id, state, run.tries, error or None,
+                                  run.peak)
             if final:
                 counts["processed" if ok else "failed"] += 1
                 self._count(job, counts, progress)
 
         def defer(run: DatumRun) -> None:
-            with self.store.lock:
-                self.store.db.execute("UPDATE datums SET state='deferred', finished=? "
-                                      "WHERE job=? AND id=?", (time.time(), job, run.datum.id))
+            records.defer_datum(self.store, job, run.datum.id)
             counts["deferred"] += 1
             self._count(job, counts, progress)
 
@@ -322,7 +293,8 @@ class Engine:
                               self.root / "logs" / spec.name / job, threads,
                               control=self.control, defer=defer, pool=shared, rank=rank,
                               budget=self.budget,
-                              history_peak=self._history_peak(spec.name, inputs.shot))
+                              history_peak=records.shot_peak(self.store, spec.name, inputs.shot)
+                              if inputs.shot else None)
         crash = None
         try:
             workers_.run()
@@ -336,16 +308,6 @@ class Engine:
             crash = crash or "the engine stopped before the job ended"
         return self._close_job(spec, job, inputs, counts, crash)
 
-    def _history_peak(self, pipeline: str, shot: str | None) -> int | None:
-        """The largest peak of the shot's earlier jobs of ``pipeline`` (None: no history)."""
-        if shot is None:
-            return None
-        with self.store.lock:
-            row = self.store.db.execute(
-                "SELECT MAX(d.peak_memory) AS peak FROM datums d JOIN jobs j ON j.id=d.job "
-                "WHERE j.pipeline=? AND j.shot=?", (pipeline, shot)).fetchone()
-        return int(row["peak"]) if row["peak"] is not None else None
-
     def _collect(self, out: Path) -> list[tuple[str, FileInfo]]:
         files = []
         for path in sorted(out.rglob("*")):
@@ -354,9 +316,8 @@ class Engine:
         return files
 
     def _count(self, job: str, counts: dict[str, int], progress: Progress | None) -> None:
-        with self.store.lock:
-            self.store.db.execute("UPDATE jobs SET processed=?, skipped=?, failed=? WHERE id=?",
-                                  (counts["processed"], counts["skipped"], counts["failed"], job))
+        records.count_job(self.store, job, counts["processed"], counts["skipped"],
+                          counts["failed"])
         if progress is not None:
             progress(job, dict(counts))
 
@@ -370,8 +331,7 @@ class Engine:
             state = "failure" if error else "success"
             commit = self._write_output(spec, inputs, {p: f for p, (_, f) in files.items()},
                                         job, ok=not error)
-            self.store.db.execute("UPDATE jobs SET state=?, finished=?, output=?, error=? "
-                                  "WHERE id=?", (state, time.time(), commit.id, error, job))
+            records.end_job(self.store, job, state, commit.id, error)
         return JobReport(job, spec.name, state, counts["total"], counts["processed"],
                          counts["skipped"], counts["failed"], error)
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
+from tilefarm.engine.store import records
+
 if TYPE_CHECKING:
     from tilefarm.engine.engine import Engine
 
@@ -58,7 +60,7 @@ def status_table(engine: "Engine") -> str:
     """A row per job: status, progress, tasks done/total, started, elapsed, ETA, workers."""
     rows = []
     now = time.time()
-    for r in engine.store.db.execute("SELECT * FROM jobs ORDER BY created DESC"):
+    for r in records.jobs(engine.store):
         done = r["processed"] + r["skipped"] + r["failed"]
         total = r["total"]
         elapsed = ((r["finished"] or now) - r["started"]) if r["started"] else None

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tilefarm.engine.store import Commit, Store
+from tilefarm.engine.store import Commit, Store, records
 from tilefarm.pipelines.specs import PipelineSpec
 
 
@@ -61,9 +61,7 @@ def resolve(store: Store, specs: Mapping[str, PipelineSpec], spec: PipelineSpec)
 
 def made_from(store: Store, repo: str, provenance: Mapping[str, str | None]) -> Commit | None:
     """The newest commit of ``repo`` (not a shot job's) derived from exactly ``provenance``."""
-    rows = store.db.execute("SELECT id, provenance FROM commits WHERE repo=? AND shot IS NULL "
-                            "ORDER BY seq DESC", (repo,)).fetchall()
-    for row in rows:
+    for row in records.whole_commits(store, repo):
         if json.loads(row["provenance"] or "{}") == dict(provenance):
             return store.commit(row["id"])
     return None

@@ -20,6 +20,7 @@ import json
 from typing import TYPE_CHECKING
 
 from tilefarm.engine.control import shot_of_inputs
+from tilefarm.engine.store import records
 from tilefarm.errors import UsageError
 
 if TYPE_CHECKING:
@@ -60,10 +61,7 @@ def rerender(engine: "Engine", shot: str, frames: set[int] | None) -> int:
     manifests: dict[str, set[int]] = {}
     for spec, _ in engine.pipelines():
         salt = engine.salt(spec.name)
-        with store.lock:
-            rows = store.db.execute("SELECT DISTINCT id, inputs FROM datums WHERE pipeline=? "
-                                    "AND version=? AND state='success'",
-                                    (spec.name, salt)).fetchall()
+        rows = records.succeeded_datums(store, spec.name, salt)
         upstream = any(forgotten.get(repo) for repo in spec.input_repos())
         ids = []
         for row in rows:
@@ -78,11 +76,8 @@ def rerender(engine: "Engine", shot: str, frames: set[int] | None) -> int:
         if not ids:
             continue
         with store.transaction() as tx:
-            tx.executemany("UPDATE datums SET state='invalidated' WHERE pipeline=? AND "
-                           "version=? AND id=? AND state='success'",
-                           [(spec.name, salt, i) for i in ids])
-            tx.execute("UPDATE jobs SET state='superseded' WHERE pipeline=? AND state='success'",
-                       (spec.name,))
+            records.invalidate_datums(tx, spec.name, salt, ids)
+            records.supersede_jobs(tx, spec.name)
         forgotten[spec.name] = len(ids)
     if not forgotten:
         raise UsageError(f"job {shot!r} has no finished frames to re-render"

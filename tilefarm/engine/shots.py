@@ -21,13 +21,13 @@ datum runs twice for the same inputs (a shot's new version waits for its old one
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from collections.abc import Callable
 
 from tilefarm.engine.engine import Engine, Progress
 from tilefarm.engine.provenance import Inputs, origins as origin_repos
+from tilefarm.engine.store import records
 from tilefarm.pipelines.specs import PipelineSpec
 
 Contents = dict[str, tuple[tuple[str, str], ...]]  # shot -> its files (path, hash)
@@ -63,10 +63,9 @@ class ShotIndex:
             chain: list[tuple[str, int]] = []
             commit_id: str | None = head.id
             while commit_id is not None and (known is None or commit_id != known[0]):
-                row = self.store.db.execute("SELECT parent, seq FROM commits WHERE id=?",
-                                            (commit_id,)).fetchone()
-                chain.append((commit_id, int(row["seq"])))
-                commit_id = row["parent"]
+                parent, seq = records.commit_place(self.store, commit_id)
+                chain.append((commit_id, seq))
+                commit_id = parent
             contents, origins = (known[1], known[2]) if commit_id is not None and known \
                 else ({}, {})
             for commit_id, seq in reversed(chain):
@@ -88,10 +87,7 @@ class ShotIndex:
             if repo == "blends":
                 commits[repo] = origin
                 continue
-            row = self.store.db.execute(
-                "SELECT id, state FROM commits WHERE repo=? AND shot=? AND provenance=? "
-                "ORDER BY seq DESC LIMIT 1",
-                (repo, shot, json.dumps(provenance, sort_keys=True))).fetchone()
+            row = records.shot_commit(self.store, repo, shot, provenance)
             if row is None:
                 return None
             if row["state"] != "finished":

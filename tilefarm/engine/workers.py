@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from tilefarm.engine.control import ALL, Control, JobControl, shot_of_paths
 from tilefarm.engine.datums import Datum
-from tilefarm.engine.store import Store
+from tilefarm.engine.store import Store, records
 from tilefarm.pipelines.specs import PipelineSpec
 from tilefarm.pipelines.worker import WORKER_PORT_ENV
 from tilefarm.runtime import memory
@@ -236,9 +235,7 @@ class JobWorkers:
         """
         name = f"worker-{worker}" if worker is not None else f"{run.datum.id}-{run.tries}"
         pfs = self.work / name / "pfs"
-        with self.store.lock:
-            self.store.db.execute("UPDATE datums SET started=? WHERE job=? AND id=?",
-                                  (time.time(), self.job, run.datum.id))
+        records.start_datum(self.store, self.job, run.datum.id)
         shutil.rmtree(pfs.parent, ignore_errors=True)
         (pfs / "out").mkdir(parents=True)
         for part in run.datum.parts:

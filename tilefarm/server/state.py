@@ -18,7 +18,7 @@ from typing import Any
 
 from tilefarm.engine.control import shot_of_inputs
 from tilefarm.engine.engine import Engine
-from tilefarm.engine.store import FileInfo
+from tilefarm.engine.store import FileInfo, records
 
 STATES = ("queued", "running", "paused", "done", "failed", "cancelled")
 
@@ -75,9 +75,7 @@ def _shot_files(engine: Engine, commit: str, job: str) -> dict[str, str]:
 
 def shot_commits(engine: Engine, job: str) -> set[str]:
     """The blends commits, from the head back, that hold ``job`` exactly as the head does."""
-    with engine.store.lock:
-        ids = [r["id"] for r in engine.store.db.execute(
-            "SELECT id FROM commits WHERE repo='blends' ORDER BY seq DESC")]
+    ids = records.commit_ids(engine.store, "blends")
     if not ids:
         return set()
     current = _shot_files(engine, ids[0], job)
@@ -93,9 +91,7 @@ def current_jobs(engine: Engine, job: str) -> list[Any]:
     """Pipeline jobs that ran on the shot as it is now (the newest first): jobs of this
     shot, or over whole commits (``tilefarm run``), never another shot's."""
     commits = shot_commits(engine, job)
-    with engine.store.lock:
-        rows = engine.store.db.execute("SELECT * FROM jobs WHERE shot IS NULL OR shot=? "
-                                       "ORDER BY created DESC", (job,)).fetchall()
+    rows = records.jobs_of_shot(engine.store, job)
     return [r for r in rows if json.loads(r["inputs"]).get("blends") in commits]
 
 
@@ -105,10 +101,7 @@ def datum_rows(engine: Engine, jobs: list[Any], job: str) -> dict[str, list[Any]
     for row in jobs:
         if row["pipeline"] in found:
             continue
-        with engine.store.lock:
-            datums = engine.store.db.execute(
-                "SELECT d.*, ? AS pipeline_name FROM datums d WHERE d.job=?",
-                (row["pipeline"], row["id"])).fetchall()
+        datums = records.job_datums(engine.store, row["id"])
         found[row["pipeline"]] = [d for d in datums if shot_of_inputs(d["inputs"]) == job]
     return found
 
@@ -116,14 +109,10 @@ def datum_rows(engine: Engine, jobs: list[Any], job: str) -> dict[str, list[Any]
 def outputs(engine: Engine, pipeline: str, rows: list[Any]) -> list[tuple[str, FileInfo]]:
     """The files the finished datums among ``rows`` wrote (skipped ones: their earlier run)."""
     found = []
-    with engine.store.lock:
-        for d in rows:
-            if d["state"] not in ("success", "skipped"):
-                continue
-            for o in engine.store.db.execute(
-                    "SELECT path, hash, size FROM datum_outputs WHERE pipeline=? AND version=? "
-                    "AND datum=?", (pipeline, d["version"], d["id"])):
-                found.append((d["id"], FileInfo(o["path"], o["hash"], o["size"])))
+    for d in rows:
+        if d["state"] in ("success", "skipped"):
+            found += [(d["id"], info) for info in records.datum_outputs(
+                engine.store, pipeline, d["version"], d["id"])]
     return found
 
 
@@ -176,16 +165,11 @@ def tile_files(engine: Engine, job: str,
 def peaks(engine: Engine, pipeline: str, rows: list[Any]) -> dict[str, int | None]:
     """Datum id -> its peak memory; a skipped datum's from the run that made its outputs."""
     found: dict[str, int | None] = {}
-    with engine.store.lock:
-        for d in rows:
-            peak = d["peak_memory"]
-            if peak is None and d["state"] == "skipped":
-                row = engine.store.db.execute(
-                    "SELECT peak_memory FROM datums WHERE pipeline=? AND version=? AND id=? AND "
-                    "state='success' ORDER BY finished DESC LIMIT 1",
-                    (pipeline, d["version"], d["id"])).fetchone()
-                peak = row["peak_memory"] if row else None
-            found[d["id"]] = peak
+    for d in rows:
+        peak = d["peak_memory"]
+        if peak is None and d["state"] == "skipped":
+            peak = records.success_peak(engine.store, pipeline, d["version"], d["id"])
+        found[d["id"]] = peak
     return found
 
 

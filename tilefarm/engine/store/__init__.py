@@ -1,5 +1,9 @@
 """Versioned repos on disk: content-addressed objects plus SQLite metadata.
 
+Every SQL statement tilefarm runs is in this package: repos, commits and files here, jobs,
+datums, pipelines and job control in ``records``, the schema and its migrations in
+``schema``.
+
 A commit is immutable once finished and lists every file it holds (path ->
 sha256); identical bytes are stored once under ``objects/``. Writes that must
 appear together (a job's output commit and its branch head) share one SQLite
@@ -24,49 +28,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tilefarm.engine.store.schema import MIGRATIONS, SCHEMA
 from tilefarm.errors import TilefarmError
 from tilefarm.runtime.files import copy_file, sha256_file
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS repos (name TEXT PRIMARY KEY, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS commits (
-    id TEXT PRIMARY KEY, repo TEXT NOT NULL, branch TEXT NOT NULL, parent TEXT,
-    created REAL NOT NULL, state TEXT NOT NULL, job TEXT, seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS files (
-    commit_id TEXT NOT NULL, path TEXT NOT NULL, hash TEXT NOT NULL, size INTEGER NOT NULL,
-    PRIMARY KEY (commit_id, path));
-CREATE TABLE IF NOT EXISTS branches (
-    repo TEXT NOT NULL, name TEXT NOT NULL, head TEXT, PRIMARY KEY (repo, name));
-CREATE TABLE IF NOT EXISTS pipelines (
-    name TEXT PRIMARY KEY, spec TEXT NOT NULL, version INTEGER NOT NULL, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, version INTEGER NOT NULL, inputs TEXT NOT NULL,
-    output TEXT, state TEXT NOT NULL, created REAL NOT NULL, started REAL, finished REAL,
-    total INTEGER NOT NULL DEFAULT 0, processed INTEGER NOT NULL DEFAULT 0,
-    skipped INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
-    workers INTEGER NOT NULL DEFAULT 0, error TEXT);
-CREATE TABLE IF NOT EXISTS datums (
-    job TEXT NOT NULL, id TEXT NOT NULL, pipeline TEXT NOT NULL, version INTEGER NOT NULL,
-    inputs TEXT NOT NULL, state TEXT NOT NULL, tries INTEGER NOT NULL DEFAULT 0,
-    started REAL, finished REAL, error TEXT, PRIMARY KEY (job, id));
-CREATE TABLE IF NOT EXISTS datum_outputs (
-    pipeline TEXT NOT NULL, version INTEGER NOT NULL, datum TEXT NOT NULL, path TEXT NOT NULL,
-    hash TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (pipeline, version, datum, path));
-CREATE INDEX IF NOT EXISTS datums_by_id ON datums (pipeline, version, id, state);
-"""
-# Each change to the first release's schema (SCHEMA), in order: (table, column, type,
-# statements run once the column is added). A store records how many it has had in
-# ``PRAGMA user_version`` and gains the rest when opened.
-MIGRATIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
-    # Outputs made before provenance was recorded cannot prove what they were made from:
-    # their jobs run once more (every datum skipped, outputs kept).
-    ("commits", "provenance", "TEXT", ("UPDATE jobs SET state='superseded' "
-                                       "WHERE state='success'",)),
-    ("pipelines", "salt", "INTEGER", ()),
-    ("commits", "shot", "TEXT", ()),  # a shot job's output commit (engine.shots)
-    ("jobs", "shot", "TEXT", ()),
-    ("datums", "peak_memory", "INTEGER", ()),  # bytes: the datum's largest process
-)
+__all__ = ["MIGRATIONS", "SCHEMA", "Commit", "FileInfo", "Store", "StoreError", "in_shot",
+           "normalize", "replace_entries"]
 
 
 class StoreError(TilefarmError):
