@@ -3,9 +3,10 @@
 One engine owns the store (its lock) and runs every shot's jobs at once
 (``engine.shots``): a scheduler thread starts the pending ones when a job arrives, is
 resumed or re-rendered (``poke``), when a job ends, and every 2 s so that ``tilefarm put
-file`` on the same store is seen too. A watcher recomputes the jobs view (``state.all_views``) on
-every datum outcome and twice a second; subscribers of ``/api/events`` get it only when it
-changed. Request threads read through connections of their own (``reader``).
+file`` on the same store is seen too. A watcher recomputes the jobs view
+(``state.all_views``) on every datum outcome and twice a second; subscribers of
+``/api/events`` get it only when it changed. Request threads read through connections of
+their own (``reader``).
 """
 
 from __future__ import annotations
