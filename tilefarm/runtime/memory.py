@@ -2,9 +2,8 @@
 
 A datum's peak is the largest peak resident set (``VmHWM``) among the processes serving
 it: the Blender child, for the stages that run one. A long-lived worker's peaks are reset
-(``/proc/PID/clear_refs``, 5) when it starts a datum, so each datum gets its own. A
-process that ends is measured by ``wait4``'s ``ru_maxrss``: its own peak or its largest
-reaped child's.
+(``/proc/PID/clear_refs``, 5) when it starts a datum, so each datum gets its own; a
+process per datum is sampled while it runs (``wait``).
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import os
 import re
 import select
 import subprocess
+import time
 from pathlib import Path
 
 from tilefarm.sizes import UNITS, format_size
@@ -68,20 +68,28 @@ def resident(pid: int) -> int:
     return max((_status(member, "VmRSS") for member in tree(pid)), default=0)
 
 
-def wait(proc: subprocess.Popen[bytes], timeout: float | None) -> tuple[int, int]:
-    """Wait for ``proc`` to end (on its pidfd, no polling): its exit code as ``Popen``
-    gives it and its peak resident set in bytes. ``subprocess.TimeoutExpired`` after
-    ``timeout`` seconds."""
+def wait(proc: subprocess.Popen[bytes], timeout: float | None) -> tuple[int, int | None]:
+    """Wait for ``proc`` to end (on its pidfd): its exit code as ``Popen`` gives it, and its
+    tree's peak resident set in bytes, sampled every 50 ms while it runs. (``wait4``'s
+    ``ru_maxrss`` would count the parent's memory the child held between fork and exec.)
+    The peak is None when no sample caught the process alive. ``subprocess.TimeoutExpired``
+    after ``timeout`` seconds."""
     fd = os.pidfd_open(proc.pid)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    top = 0
     try:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        if not ready:
-            raise subprocess.TimeoutExpired(proc.args, timeout or 0)
-        _, status, usage = os.wait4(proc.pid, 0)
+        while True:
+            top = max(top, peak(proc.pid))
+            left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+            if left <= 0:
+                raise subprocess.TimeoutExpired(proc.args, timeout or 0)
+            if select.select([fd], [], [], left)[0]:
+                break
+        _, status = os.waitpid(proc.pid, 0)
     finally:
         os.close(fd)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss * 1024
+    return proc.returncode, top or None
 
 
 LIMIT_MARK = "(memory_limit)"
