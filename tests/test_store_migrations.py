@@ -13,14 +13,22 @@ def columns(db: sqlite3.Connection, table: str) -> set[str]:
     return {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
 
 
-def test_a_store_of_the_first_release_upgrades_and_keeps_its_contents(tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "meta.sqlite")
-    db.executescript(SCHEMA)  # the first release's schema, no version recorded
+def old_store(root: Path, *changes: str) -> None:
+    """A store as an older release left it: the first release's schema (no version
+    recorded), ``changes`` to it, a repo and a job that succeeded."""
+    db = sqlite3.connect(root / "meta.sqlite")
+    db.executescript(SCHEMA)
+    for change in changes:
+        db.execute(change)
     db.execute("INSERT INTO repos VALUES ('blends', 1.0)")
     db.execute("INSERT INTO jobs (id, pipeline, version, inputs, state, created) "
                "VALUES ('j1', 'splitter', 1, '{}', 'success', 1.0)")
     db.commit()
     db.close()
+
+
+def test_a_store_of_the_first_release_upgrades_and_keeps_its_contents(tmp_path: Path) -> None:
+    old_store(tmp_path)
 
     store = Store(tmp_path)
     try:
@@ -40,13 +48,7 @@ def test_a_store_of_the_first_release_upgrades_and_keeps_its_contents(tmp_path: 
 
 
 def test_a_store_part_way_upgraded_before_versions_gains_only_the_rest(tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "meta.sqlite")
-    db.executescript(SCHEMA)
-    db.execute("ALTER TABLE commits ADD COLUMN provenance TEXT")  # a later release's store
-    db.execute("INSERT INTO jobs (id, pipeline, version, inputs, state, created) "
-               "VALUES ('j1', 'splitter', 1, '{}', 'success', 1.0)")
-    db.commit()
-    db.close()
+    old_store(tmp_path, "ALTER TABLE commits ADD COLUMN provenance TEXT")  # a later release's
     store = Store(tmp_path)
     try:
         assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
