@@ -69,17 +69,16 @@ class MemoryBudget:
         self._released.set()
 
     def watch(self, wake: Callable[[], None]) -> None:
-        """Call ``wake`` (from the budget's thread) after releases: a pool waiting for room."""
+        """Call ``wake`` (from the budget's thread) after releases: a pool waiting for room.
+        Watching twice is watching once."""
         with self.lock:
+            if wake in self._wakers:
+                return
             self._wakers.append(wake)
             if self._notifier is None:
                 self._notifier = threading.Thread(target=self._notify, daemon=True,
                                                   name="memory-budget")
                 self._notifier.start()
-
-    def watchers(self) -> list[Callable[[], None]]:
-        with self.lock:
-            return list(self._wakers)
 
     def _notify(self) -> None:
         while True:

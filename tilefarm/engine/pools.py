@@ -48,8 +48,7 @@ class SharedPool:
             order, job, run = best
             budget = job.budget if admit else None
             if budget is not None and not budget.admit(job, run, order, id(self)):
-                if self.wake not in budget.watchers():
-                    budget.watch(self.wake)
+                budget.watch(self.wake)
                 return None
             if job.take(run):
                 return job, run

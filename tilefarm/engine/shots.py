@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from tilefarm.engine.engine import Engine, Progress
 from tilefarm.engine.provenance import Inputs, origins as origin_repos
-from tilefarm.engine.store import records
+from tilefarm.engine.store import records, shot_of
 from tilefarm.pipelines.specs import PipelineSpec
 
 Contents = dict[str, tuple[tuple[str, str], ...]]  # shot -> its files (path, hash)
@@ -45,9 +45,9 @@ class ShotIndex:
     def _contents(self, commit_id: str) -> Contents:
         found: dict[str, list[tuple[str, str]]] = {}
         for info in self.store.files(commit_id):
-            first, _, rest = info.path[1:].partition("/")
-            if rest or first.endswith(".blend"):
-                found.setdefault(first.removesuffix(".blend"), []).append((info.path, info.hash))
+            shot = shot_of(info.path)
+            if shot is not None:
+                found.setdefault(shot, []).append((info.path, info.hash))
         return {shot: tuple(files) for shot, files in found.items()}
 
     def origins(self) -> dict[str, tuple[str, int]]:

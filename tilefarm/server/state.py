@@ -18,7 +18,7 @@ from typing import Any
 
 from tilefarm.engine.control import shot_of_inputs
 from tilefarm.engine.engine import Engine
-from tilefarm.engine.store import FileInfo, records
+from tilefarm.engine.store import FileInfo, in_shot, records, shot_of
 
 STATES = ("queued", "running", "paused", "done", "failed", "cancelled")
 
@@ -49,12 +49,8 @@ class JobView:
 def shots(engine: Engine) -> list[str]:
     """The render jobs in the blends head: ``/X.blend`` and ``/X/...`` are job ``X``."""
     head = engine.store.head("blends")
-    names = set()
-    for info in engine.store.files(head.id if head else None):
-        first = info.path.strip("/").split("/", 1)
-        if len(first) == 2 or first[0].endswith(".blend"):
-            names.add(first[0].removesuffix(".blend"))
-    return sorted(names)
+    names = {shot_of(info.path) for info in engine.store.files(head.id if head else None)}
+    return sorted(name for name in names if name is not None)
 
 
 def _read(engine: Engine, info: FileInfo) -> Any:
@@ -69,8 +65,7 @@ def plan_of(engine: Engine, job: str) -> dict[str, Any] | None:
 
 
 def _shot_files(engine: Engine, commit: str, job: str) -> dict[str, str]:
-    return {f.path: f.hash for f in engine.store.files(commit)
-            if f.path == f"/{job}.blend" or f.path.startswith(f"/{job}/")}
+    return {f.path: f.hash for f in engine.store.files(commit) if in_shot(f.path, job)}
 
 
 def shot_commits(engine: Engine, job: str) -> set[str]:

@@ -33,7 +33,7 @@ from tilefarm.errors import TilefarmError
 from tilefarm.runtime.files import copy_file, sha256_file
 
 __all__ = ["MIGRATIONS", "SCHEMA", "Commit", "FileInfo", "Store", "StoreError", "in_shot",
-           "normalize", "replace_entries"]
+           "normalize", "replace_entries", "shot_of"]
 
 
 class StoreError(TilefarmError):
@@ -66,6 +66,13 @@ def normalize(path: str) -> str:
     if ".." in parts:
         raise StoreError(f"path {path!r} may not contain '..'")
     return "/" + "/".join(parts)
+
+
+def shot_of(path: str) -> str | None:
+    """The render job (shot) a path of ``blends`` belongs to: ``/X.blend`` and ``/X/...``
+    are job ``X``; any other top-level file belongs to none."""
+    first, _, rest = path.lstrip("/").partition("/")
+    return first.removesuffix(".blend") if rest or first.endswith(".blend") else None
 
 
 def in_shot(path: str, shot: str) -> bool:
