@@ -30,6 +30,9 @@ from tilefarm.errors import BlenderError
 from tilefarm.plan.versions import install_hint, series_key
 
 RUNTIMES_ENV = "TILEFARM_RUNTIMES"
+# On a Ray cluster (tilefarm.nodes): the runtimes its nodes have, comma-separated. The head
+# sets it for itself and every stage, so a job's runtime is chosen among the cluster's.
+CLUSTER_ENV = "TILEFARM_CLUSTER_RUNTIMES"
 RUNTIME_FILE = "runtime.json"
 OWN = "tilefarm's environment"
 
@@ -124,6 +127,14 @@ def installed(root: Path | None = None) -> list[Runtime]:
 
 
 def available_series(root: Path | None = None) -> list[str]:
+    """The series a job may render with: this machine's, or on a Ray cluster its nodes'."""
+    cluster = os.environ.get(CLUSTER_ENV)
+    if cluster is not None:
+        return sorted({s for s in cluster.split(",") if s}, key=series_key)
+    return available_series_here(root)
+
+
+def available_series_here(root: Path | None = None) -> list[str]:
     return [r.series for r in installed(root)]
 
 

@@ -28,7 +28,7 @@ class MemoryBudget:
         self.total = total
         self.lock = threading.Lock()
         self.running: dict[int, int | None] = {}  # id(run) -> its expected peak (None: alone)
-        self.waiting: dict[int, tuple[int, int, int]] = {}  # pool -> its refused datum's order
+        self.waiting: dict[int, tuple[int, ...]] = {}  # pool -> its refused datum's order
         self._wakers: list[Callable[[], None]] = []
         self._released = threading.Event()
         self._notifier: threading.Thread | None = None
@@ -39,7 +39,7 @@ class MemoryBudget:
             return None
         return job.expected_peak()
 
-    def admit(self, job: "JobWorkers", run: "DatumRun", order: tuple[int, int, int],
+    def admit(self, job: "JobWorkers", run: "DatumRun", order: tuple[int, ...],
               pool: int) -> bool:
         """Reserve ``run``'s expected peak if it fits now and no datum before it in the
         farm's ``order`` waits for room; False: it must wait (``pool``, the asker, is

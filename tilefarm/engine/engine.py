@@ -35,6 +35,7 @@ from tilefarm.engine.control import Control, shot_of_inputs
 from tilefarm.engine.datums import Datum, datums
 from tilefarm.engine.provenance import Inputs, resolve
 from tilefarm.engine.store import Commit, FileInfo, Store, StoreError, in_shot, records
+from tilefarm.engine.pools import SharedPool
 from tilefarm.engine.warm import WarmPool, WarmPools
 from tilefarm.engine.workers import DatumRun, JobWorkers
 from tilefarm.errors import TilefarmError
@@ -64,11 +65,14 @@ Progress = Callable[[str, dict[str, int]], None]  # (job id, counts) on every da
 
 class Engine:
     def __init__(self, root: Path, *, lock: bool = True, warm: bool = False,
-                 memory: int | None = None) -> None:
+                 memory: int | None = None, remote: SharedPool | None = None) -> None:
         """``memory``: the budget of every datum running at once, in bytes (engine.budget;
-        ``serve`` and ``render`` give one). None: no budget, as in Pachyderm (``run``)."""
+        ``serve`` and ``render`` give one). None: no budget, as in Pachyderm (``run``).
+        ``remote``: slots on other machines that run every pipeline's datums instead of
+        this machine (``tilefarm.nodes.pool``: a Ray cluster; budgets are its nodes')."""
         self.root = root.resolve()
         self.budget = MemoryBudget(memory) if memory is not None else None
+        self.remote = remote
         # Batching workers kept alive between jobs (tilefarm serve): engine.warm.
         self.warm = WarmPools(self.root / "work") if warm else None
         self.root.mkdir(parents=True, exist_ok=True)
@@ -99,6 +103,8 @@ class Engine:
         self.closing.set()
         if self.warm is not None:
             self.warm.close()
+        if self.remote is not None:
+            self.remote.close()
         self.store.close()
         if self._lock_file is not None:
             self._lock_file.close()
@@ -286,13 +292,13 @@ class Engine:
             self._count(job, counts, progress)
 
         threads = max(1, (os.cpu_count() or 1) // slots)
-        shared = self.warm.get(spec, slots) if self.warm is not None else None
+        shared = self.remote or (self.warm.get(spec, slots) if self.warm is not None else None)
         workers_ = JobWorkers(self.store, spec, job, runs, slots, finish,
                               shared.work if isinstance(shared, WarmPool)
                               else self.root / "work" / job,
                               self.root / "logs" / spec.name / job, threads,
                               control=self.control, defer=defer, pool=shared, rank=rank,
-                              budget=self.budget,
+                              budget=self.budget if self.remote is None else None,
                               history_peak=records.shot_peak(self.store, spec.name, inputs.shot)
                               if inputs.shot else None)
         crash = None

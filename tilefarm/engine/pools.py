@@ -14,9 +14,11 @@ a job arrives, a datum ends or the pool closes.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from tilefarm.engine.budget import MemoryBudget
     from tilefarm.engine.workers import DatumRun, JobWorkers
 
 
@@ -29,31 +31,42 @@ class SharedPool:
         self.jobs: list["JobWorkers"] = []
         self.closing = False
 
-    def pick(self, admit: bool = True) -> tuple["JobWorkers", "DatumRun"] | None:
+    def pick(self, admit: bool = True, accept: Callable[["DatumRun"], bool] | None = None,
+             budget: "MemoryBudget | None" = None, asker: int | None = None,
+             ) -> tuple["JobWorkers", "DatumRun"] | None:
         """Take the next datum over every job (the caller holds the condition). With
         ``admit``, only if the memory budget has room for it (``engine.budget``): else
         None, and the budget wakes the pool on its next release. Without, to charge it a
-        failed try."""
+        failed try. ``accept``, ``budget``, ``asker``: a worker that runs only some
+        datums, with a budget of its machine's (``nodes.pool``)."""
+        asker = id(self) if asker is None else asker
         while True:
             best = None
             for job in list(self.jobs):
-                found = job.peek()
-                if found is not None and (best is None or found[0] < best[0]):
-                    best = (found[0], job, found[1])
+                found = job.peek(accept)
+                if found is not None:
+                    key = self.order(job, found[0])
+                    if best is None or key < best[0]:
+                        best = (key, job, found[1])
             if best is None:
                 for job in self.jobs:
-                    if job.budget is not None:
-                        job.budget.forget(id(self))
+                    if (room := budget or job.budget) is not None:
+                        room.forget(asker)
                 return None
             order, job, run = best
-            budget = job.budget if admit else None
-            if budget is not None and not budget.admit(job, run, order, id(self)):
-                budget.watch(self.wake)
+            room = (budget or job.budget) if admit else None
+            if room is not None and not room.admit(job, run, order, asker):
+                room.watch(self.wake)
                 return None
             if job.take(run):
                 return job, run
-            if budget is not None:
-                budget.release(run)
+            if room is not None:
+                room.release(run)
+
+    def order(self, job: "JobWorkers", key: tuple[int, ...]) -> tuple[int, ...]:
+        """A datum's place in this pool's order, from its place in its job's
+        (``JobWorkers.peek``); lower goes first."""
+        return key
 
     def idle_wait(self) -> None:
         """Wait for a job, a datum's end, room in the memory budget or the close."""

@@ -98,6 +98,8 @@ class JobWorkers:
         # The holds this job started with stay: a resume reaches only later jobs.
         self.held_at_start = control.held() if control is not None else set()
         self.serving: dict[int, tuple[subprocess.Popen[bytes], DatumRun]] = {}
+        # Datums served on other machines (nodes.pool): what ends each one, by slot.
+        self.remote: dict[int, tuple[Callable[[], None], DatumRun]] = {}
         # Worker slots shared with the pipeline's other running jobs (engine.pools); without
         # one, the job's batching processes are its own, and plain ones get a pool of its own.
         self.pool = pool
@@ -126,27 +128,30 @@ class JobWorkers:
         state = (controls if controls is not None else self.control.all()).get(run.shot)
         return state is not None and state.held
 
-    def peek(self) -> tuple[tuple[int, int, int], DatumRun] | None:
+    def peek(self, accept: Callable[[DatumRun], bool] | None = None,
+             ) -> tuple[tuple[int, int, int], DatumRun] | None:
         """The pending datum this job would run next, and its place in the farm's order:
         (-priority of its shot, the job's rank, its place in the job); lower goes first.
         The datums of paused or cancelled shots are deferred on the way (they run in a
-        later job)."""
+        later job). ``accept``: only datums it accepts (those a worker can run)."""
         deferred: list[DatumRun] = []
         try:
             with self.lock:
                 if self.stopping.is_set() or not self.queue:
                     return None
-                if self.control is None:
+                if self.control is None and accept is None:
                     return (0, self.rank, self.queue[0].order), self.queue[0]
-                controls = self.control.all()  # one read for the whole queue
-                if not self.held_at_start and not any(c.held or c.priority
-                                                      for c in controls.values()):
+                controls = self.control.all() if self.control is not None else {}
+                if not self.held_at_start and accept is None and not any(
+                        c.held or c.priority for c in controls.values()):
                     return (0, self.rank, self.queue[0].order), self.queue[0]  # unsteered
                 best: tuple[tuple[int, int, int], DatumRun] | None = None
                 for run in list(self.queue):
                     if self.held(run, controls):
                         self.queue.remove(run)
                         deferred.append(run)
+                        continue
+                    if accept is not None and not accept(run):
                         continue
                     steer = controls.get(run.shot or "")
                     key = (-(steer.priority if steer else 0), self.rank, run.order)
@@ -185,10 +190,22 @@ class JobWorkers:
 
     def kill_shot(self, shot: str) -> None:
         """Cancel: kill every process serving a datum of ``shot`` (its process group, so
-        the Blender it started goes too)."""
+        the Blender it started goes too), here or on another machine (``remote``)."""
         for proc, run in list(self.serving.values()):
             if shot == ALL or run.shot == shot:
                 kill_group(proc)
+        for end, run in list(self.remote.values()):
+            if shot == ALL or run.shot == shot:
+                end()
+
+    def requeue(self, run: DatumRun) -> None:
+        """Put back a datum whose worker was lost (its machine left): it runs again
+        elsewhere, and the loss costs it no try."""
+        with self.lock:
+            if not self.stopping.is_set():
+                self.queue.appendleft(run)
+                return
+        self._defer(run)
 
     def expected_peak(self) -> int | None:
         """What a datum of this job is expected to use: the most any has used so far."""
@@ -241,10 +258,14 @@ class JobWorkers:
         for part in run.datum.parts:
             for info in part.files:
                 self.store.materialize(info, pfs / part.name / info.path.lstrip("/"))
-        env = run.datum.env(str(pfs))
-        env.update({PFS_ROOT_ENV: str(pfs), "PACH_DATUM_ID": run.datum.id,
+        return pfs, self.datum_env(run, str(pfs))
+
+    def datum_env(self, run: DatumRun, pfs: str) -> dict[str, str]:
+        """The variables a datum runs with, its inputs under ``pfs``."""
+        env = run.datum.env(pfs)
+        env.update({PFS_ROOT_ENV: pfs, "PACH_DATUM_ID": run.datum.id,
                     "PACH_JOB_ID": self.job, "PPS_PIPELINE_NAME": self.spec.name})
-        return pfs, env
+        return env
 
     def base_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -287,6 +308,8 @@ class JobWorkers:
         self.stopping.set()
         for proc in list(self.processes):
             kill_group(proc)
+        for end, _ in list(self.remote.values()):
+            end()
 
     def _spawn(self, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         """Start ``transform.cmd``; StartFailed (a datum error, not the engine's) if it cannot."""
