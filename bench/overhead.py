@@ -22,6 +22,17 @@ to the urgent job's first render datum's start, against what the render datum ru
 the submit had left (goal: within that plus 1 s), and to the urgent job's end.
 
     .venv/bin/python bench/overhead.py --case urgent --frames 12
+
+``--case ray`` measures the farm on a real Ray cluster on this machine (tests/raycluster.py:
+a head with no CPU, nodes in network namespaces of their own, each with 1 CPU; Blender
+runs one thread on a node). It renders the same ``--frames`` job on one node and on two,
+alternated (the second node joins before and is killed after each two-node run), and
+prints the makespan ratio (goal: at least 1.8x faster on two). Then the per-datum cost of
+the Ray path: a job of many near-empty tiles (64x36, 1 sample, 4x4) on one node against
+``tilefarm render --workers 1`` pinned to one core (``taskset``), (ray - local) / datums
+(goal: at most 0.2 s).
+
+    .venv/bin/python bench/overhead.py --case ray --frames 12 --repeat 3
 """
 
 from __future__ import annotations
@@ -181,9 +192,53 @@ def urgent_case(args: argparse.Namespace, work: Path) -> int:
     return 0
 
 
+def ray_case(args: argparse.Namespace, work: Path) -> int:
+    from tests.raycluster import Cluster
+
+    blend, tiny = work / "demo.blend", work / "tiny.blend"
+    for path, flags in ((blend, ["--frames", str(args.frames), "--resolution", args.resolution,
+                                 "--samples", str(args.samples)]),
+                        (tiny, ["--frames", "4", "--resolution", "64x36", "--samples", "1",
+                                "--no-denoise"])):
+        subprocess.run([str(TILEFARM), "demo", str(path), *flags], check=True,
+                       stdout=subprocess.DEVNULL)
+    cluster = Cluster(work / "cluster").start()
+    times: dict[str, list[float]] = {"one node": [], "two nodes": [], "local": [], "ray": []}
+    try:
+        cluster.join("a")
+        ray = ("--ray", cluster.address)
+        for i in range(args.repeat):
+            cluster.join("b")
+            times["two nodes"].append(tilefarm(blend, work / f"two{i}", *ray))
+            cluster.kill("b")
+            times["one node"].append(tilefarm(blend, work / f"one{i}", *ray))
+            start = time.perf_counter()
+            subprocess.run(["taskset", "-c", "0", str(TILEFARM), "render", str(tiny), "--out",
+                            str(work / f"local{i}"), "--tiles", "4x4", "--workers", "1"],
+                           check=True, stdout=subprocess.DEVNULL)
+            times["local"].append(time.perf_counter() - start)
+            times["ray"].append(tilefarm(tiny, work / f"ray{i}", "--tiles", "4x4", *ray))
+            print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()),
+                  flush=True)
+    finally:
+        cluster.stop()
+    one, two = statistics.median(times["one node"]), statistics.median(times["two nodes"])
+    print(f"{args.frames} frames of the demo scene at {args.resolution}, {args.samples} samples, "
+          f"untiled, medians of {args.repeat} alternated runs (nodes in "
+          f"{'network namespaces' if cluster.netns else 'loopback processes'}):")
+    print(f"  one node:  {one:7.1f} s\n  two nodes: {two:7.1f} s  speed-up "
+          f"{one / two:.2f}x (goal >= 1.8x)")
+    datums = 1 + 4 * 16 + 4 + 1  # split, tiles, merges, encode
+    local, remote = statistics.median(times["local"]), statistics.median(times["ray"])
+    print(f"  {datums} datums of near-empty tiles: local --workers 1 {local:.1f} s, one Ray node "
+          f"{remote:.1f} s: {(remote - local) / datums:+.3f} s a datum (goal <= 0.2 s)")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--case", choices=("render", "server", "urgent"), default="render")
+    parser.add_argument("--case", choices=("render", "server", "urgent", "ray"),
+                        default="render")
     parser.add_argument("--jobs", type=int, default=4, help="jobs for --case server")
     parser.add_argument("--one-by-one", action="store_true",
                         help="--case server: submit each job when the last is done")
@@ -200,6 +255,8 @@ def main() -> int:
             return server_case(args, work)
         if args.case == "urgent":
             return urgent_case(args, work)
+        if args.case == "ray":
+            return ray_case(args, work)
         blend = work / "demo.blend"
         subprocess.run([str(TILEFARM), "demo", str(blend), "--frames", str(args.frames),
                         "--resolution", args.resolution, "--samples", str(args.samples),

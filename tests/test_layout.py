@@ -24,9 +24,10 @@ LAYERS = {
     "tilefarm.pipelines": 3,
     **{stage: 4 for stage in STAGES},
     "tilefarm.engine": 5,
-    "tilefarm.server": 6,
-    "tilefarm.cli": 7,
-    "tilefarm.__main__": 8,
+    "tilefarm.nodes": 6,
+    "tilefarm.server": 7,
+    "tilefarm.cli": 8,
+    "tilefarm.__main__": 9,
 }
 SIDE = ROOT / "tilefarm" / "blender" / "side"
 

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tilefarm.cli.ray_cmds import add_ray_flag, ray_pool
 from tilefarm.blender.runtimes import runner_for
 from tilefarm.cli.flags import add_plan_flags, add_variant_flags, flag_settings
 from tilefarm.cli.served import render_via_server
@@ -146,8 +147,9 @@ def cmd_render(args: argparse.Namespace) -> int:
             raise
         return render_via_server(args, flags, url)
     outcomes: list[JobOutcome] = []
+    remote = ray_pool(args)
     memory = parse_size(args.memory, "--memory") if args.memory is not None else available()
-    with Engine(root, lock=True, memory=memory) as engine, tempfile.TemporaryDirectory(prefix="tilefarm-put-") as tmp, \
+    with Engine(root, lock=True, memory=memory, remote=remote) as engine, tempfile.TemporaryDirectory(prefix="tilefarm-put-") as tmp, \
             contextlib.ExitStack() as copies:  # variants' substituted copies, until put
         # The up-front check and the splitter share inspected facts (see split.inspect).
         os.environ.setdefault(FACTS_CACHE_ENV, str(engine.root / "facts"))
@@ -217,6 +219,7 @@ def _render_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
                    "(default: the machine's available memory)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="worker processes per pipeline; Blender threads are split between them")
+    add_ray_flag(p)
     p.add_argument("--no-video", action="store_true", help="frames only")
     add_variant_flags(p)
     p.set_defaults(handler=cmd_render)

@@ -9,6 +9,7 @@ import argparse
 import os
 from pathlib import Path
 
+from tilefarm.cli.ray_cmds import add_ray_flag, ray_pool
 from tilefarm.engine.engine import ROOT_ENV
 from tilefarm.errors import UsageError
 from tilefarm.plan.settings import parse_size
@@ -42,8 +43,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     root = Path(args.root) if args.root else Path(os.environ.get(ROOT_ENV) or ".tilefarm")
     memory = parse_size(args.memory, "--memory") if args.memory is not None else None
+    remote = ray_pool(args)
     return serve(root, host=args.host, port=args.port, workers=args.workers, token=args.token,
-                 notify=args.notify, memory=memory)
+                 notify=args.notify, memory=memory, remote=remote)
 
 
 def cmd_control(args: argparse.Namespace) -> int:
@@ -91,6 +93,7 @@ def _parsers(sub: Sub) -> None:
     p.add_argument("--memory", metavar="SIZE",
                    help="memory the datums running at once may use together, e.g. 16GiB "
                    "(default: the machine's available memory)")
+    add_ray_flag(p)
     p.add_argument("--token", metavar="SECRET", help="require this token on every request")
     p.add_argument("--notify", metavar="URL",
                    help="POST a JSON webhook here when a job is done or failed")

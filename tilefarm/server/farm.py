@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tilefarm.engine.pools import SharedPool
 from tilefarm.blender import runtimes
 from tilefarm.blender.runtimes import WarmRunner
 from tilefarm.engine.engine import Engine
@@ -37,9 +38,9 @@ SERVER_FILE = "server.json"  # in the store: which server owns it, for the CLI
 
 class Farm:
     def __init__(self, root: Path, *, workers: int = 1, notify: str | None = None,
-                 memory: int | None = None) -> None:
+                 memory: int | None = None, remote: SharedPool | None = None) -> None:
         self.root = root.resolve()
-        self.engine = Engine(self.root, lock=True, warm=True,
+        self.engine = Engine(self.root, lock=True, warm=remote is None, remote=remote,
                              memory=memory if memory is not None else available())
         # Intake and the splitter inspect a file once (split.inspect); variants' copies are
         # cached by what made them, as tilefarm render keeps them.

@@ -11,6 +11,7 @@ import threading
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
+from tilefarm.engine.pools import SharedPool
 from tilefarm.errors import UsageError
 from tilefarm.server.api import make_handler
 from tilefarm.server.farm import SERVER_FILE, Farm
@@ -34,11 +35,12 @@ def check_bind(host: str, token: str | None) -> None:
 
 def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8470, workers: int = 1,
           token: str | None = None, notify: str | None = None, memory: int | None = None,
-          ready: threading.Event | None = None) -> int:
+          ready: threading.Event | None = None, remote: SharedPool | None = None) -> int:
     """Run the farm and its HTTP server until SIGINT or SIGTERM. ``memory``: the budget
-    of the datums running at once, in bytes (default: the machine's available memory)."""
+    of the datums running at once, in bytes (default: the machine's available memory).
+    ``remote``: other machines' slots that run the datums (``serve --ray``)."""
     check_bind(host, token)
-    farm = Farm(root, workers=workers, notify=notify, memory=memory)
+    farm = Farm(root, workers=workers, notify=notify, memory=memory, remote=remote)
     try:
         httpd = ThreadingHTTPServer((host, port), make_handler(farm, token))
     except OSError as exc:
@@ -57,9 +59,10 @@ def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8470, workers: int
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"tilefarm: serving {farm.root} at {url}/ ({workers} worker(s) per pipeline, "
-          f"{format_size(farm.engine.budget.total if farm.engine.budget else 0)} of memory)",
-          flush=True)
+    where = ("on the Ray cluster's nodes" if remote is not None else
+             f"{workers} worker(s) per pipeline, "
+             f"{format_size(farm.engine.budget.total if farm.engine.budget else 0)} of memory")
+    print(f"tilefarm: serving {farm.root} at {url}/ ({where})", flush=True)
     if ready is not None:
         ready.set()
     try:

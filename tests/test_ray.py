@@ -1,0 +1,158 @@
+"""The farm on a real multi-node Ray cluster on this machine (tests/raycluster.py): a head
+that runs no datum, and worker nodes joined with ``tilefarm join``, each in a network
+namespace of its own. Frames, routing, faults, joins, cancel and file transfer, as a user
+of several machines relies on them."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN, Scenes, assert_one_line_error, run_cli
+from tests.pipeline import assert_same_frame, reference
+from tests.raycluster import Cluster, Node
+from tests.serverkit import alive, api, job, running_server, wait_for
+
+pytestmark = pytest.mark.blender
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    assert run_cli("blender", "install", "5.0", timeout=900).returncode == 0
+    made = Cluster(tmp_path_factory.mktemp("ray")).start()
+    try:
+        made.join("a", blender="4.5")
+        made.join("b", blender="4.5,5.0")
+        yield made
+    finally:
+        made.stop()
+
+
+@pytest.fixture(scope="module")
+def truth(scenes: Scenes, tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    return reference(scenes["plain"], tmp_path_factory.mktemp("plain-reference"))
+
+
+def render(cluster: Cluster, source: Path, out: Path, *flags: str,
+           ) -> subprocess.CompletedProcess[str]:
+    proc = run_cli("render", str(source), "--out", str(out), "--ray", cluster.address, *flags)
+    print(proc.stdout, proc.stderr)  # shown when a test fails
+    return proc
+
+
+def nodes_of(out: Path, pipeline: str) -> list[str]:
+    """The node address each of the pipeline's datums ran on (their logs' first line)."""
+    logs = sorted((out / ".tilefarm" / "logs" / pipeline).rglob("*.log"))
+    return [log.read_text().splitlines()[0].rsplit(" ", 1)[1] for log in logs]
+
+
+def each_file_once(node: Node) -> None:
+    digests = [d for d, _ in node.fetched()]
+    assert len(digests) == len(set(digests)), "a file crossed to the node twice"
+
+
+def test_tiles_rendered_on_two_nodes_are_blenders_own_frames(
+        cluster: Cluster, scenes: Scenes, truth: dict[int, Path], tmp_path: Path) -> None:
+    proc = render(cluster, scenes["plain"], tmp_path, "--tiles", "2x2")
+    assert proc.returncode == 0, proc.stderr
+    for frame, theirs in truth.items():
+        assert_same_frame(tmp_path / "plain" / "frames" / f"{frame:06d}.png", theirs)
+    ran = nodes_of(tmp_path, "renderer")
+    assert len(ran) == 12 and set(ran) == {cluster.nodes["a"].ip, cluster.nodes["b"].ip}
+    assert cluster.head_ip not in set(nodes_of(tmp_path, "splitter"))  # --num-cpus 0
+
+
+def test_a_job_of_16_tiles_sends_its_files_once_per_node(
+        cluster: Cluster, scenes: Scenes, tmp_path: Path) -> None:
+    blend = tmp_path / "sixteen.blend"
+    blend.write_bytes(scenes["plain"].read_bytes())  # a job of its own
+    proc = render(cluster, blend, tmp_path / "out", "--tiles", "4x4", "--frames", "1")
+    assert proc.returncode == 0, proc.stderr
+    ran = nodes_of(tmp_path / "out", "renderer")
+    assert len(ran) == 16 and set(ran) == {n.ip for n in cluster.nodes.values()}
+    for node in cluster.nodes.values():  # every file, the blend too, crossed once per node
+        each_file_once(node)
+
+
+def test_a_job_renders_only_on_nodes_with_its_runtime(
+        cluster: Cluster, scenes: Scenes, tmp_path: Path) -> None:
+    blend = tmp_path / "fifty.blend"
+    blend.write_bytes(scenes["plain"].read_bytes())
+    proc = render(cluster, blend, tmp_path / "out", "--blender", "5.0", "--tiles", "2x2")
+    assert proc.returncode == 0, proc.stderr
+    b = cluster.nodes["b"].ip
+    for pipeline in ("splitter", "renderer", "merger", "encoder"):
+        assert set(nodes_of(tmp_path / "out", pipeline)) == {b}, pipeline
+    # No node of the cluster has 5.2: refused before rendering, naming it.
+    proc = render(cluster, blend, tmp_path / "refused", "--blender", "5.2")
+    assert_one_line_error(proc, "--blender: no Blender 5.2 runtime is installed "
+                                "(installed: 4.5, 5.0)")
+    assert not (tmp_path / "refused" / "fifty").exists()
+
+
+def slow_job(tmp_path: Path, name: str, frames: int = 6) -> Path:
+    blend = tmp_path / f"{name}.blend"
+    assert run_cli("demo", str(blend), "--frames", str(frames), "--resolution", "96x54",
+                   "--samples", "48", "--no-denoise").returncode == 0
+    return blend
+
+
+def test_a_node_killed_mid_job_loses_no_frame(
+        cluster: Cluster, tmp_path: Path) -> None:
+    blend = slow_job(tmp_path, "killed")
+    ours = tmp_path / "ours"
+    proc = subprocess.Popen([str(BIN / "tilefarm"), "render", str(blend), "--out", str(ours),
+                             "--ray", cluster.address, "--tiles", "2x2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    b = cluster.nodes["b"]
+    wait_for(lambda: nodes_of(ours, "renderer").count(b.ip) >= 2 or None, 180,
+             "node b to render")
+    cluster.kill("b")  # its raylet, workers, stage processes and Blender, at once
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert "6 frames" in out
+    truth = reference(blend, tmp_path / "reference")
+    assert sorted(truth) == list(range(1, 7))
+    for frame, theirs in truth.items():
+        assert_same_frame(ours / "killed" / "frames" / f"{frame:06d}.png", theirs)
+    jobs = run_cli("list", "job", "--root", str(ours / ".tilefarm")).stdout.splitlines()
+    renderer = next(line.split()[0] for line in jobs if line.startswith("renderer@"))
+    datums = run_cli("list", "datum", renderer, "--root", str(ours / ".tilefarm")).stdout
+    assert datums.count("success") == 24 and "failed" not in datums  # lost ones cost no try
+
+
+def test_a_node_joining_mid_job_takes_work(cluster: Cluster, tmp_path: Path) -> None:
+    blend = slow_job(tmp_path, "joined", frames=8)
+    ours = tmp_path / "ours"
+    proc = subprocess.Popen([str(BIN / "tilefarm"), "render", str(blend), "--out", str(ours),
+                             "--ray", cluster.address, "--tiles", "2x2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: len(nodes_of(ours, "renderer")) >= 1 or None, 180, "renders to start")
+    late = cluster.join("c", blender="4.5")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert late.ip in nodes_of(ours, "renderer")
+
+
+def test_cancel_ends_the_blender_on_a_remote_node_within_2_s(
+        cluster: Cluster, tmp_path: Path) -> None:
+    blend = tmp_path / "long.blend"
+    assert run_cli("demo", str(blend), "--frames", "6", "--resolution", "160x90",
+                   "--samples", "256", "--no-denoise").returncode == 0
+    with running_server(tmp_path / "store", "--ray", cluster.address) as url:
+        assert run_cli("submit", str(blend), "--server", url).returncode == 0
+        rendering = wait_for(lambda: {p for n in cluster.nodes.values()
+                                      for p in n.blenders("tilefarm.renderer")} or None,
+                             180, "a remote Blender to render")
+        cancelled_at = time.monotonic()
+        assert api(url, "POST", "/api/jobs/long/cancel") == (200, {"job": "long",
+                                                                   "done": "cancel"})
+        wait_for(lambda: not alive(rendering) or None, 2, "its Blender to die", every=0.05)
+        assert time.monotonic() - cancelled_at <= 2.0
+        wait_for(lambda: job(url, "long")["state"] == "cancelled", 30, "the cancel")  # type: ignore[index]
+
+

@@ -1,0 +1,317 @@
+"""The head's side of a Ray cluster: one pool of worker slots over every node.
+
+``tilefarm serve --ray ADDRESS`` and ``render --ray ADDRESS`` give the engine a ``RayPool``
+in place of its local pools. The store, plans, provenance and job control stay on the
+head; only datums travel. Each node gets one ``node.NodeWorker`` actor per CPU it offers
+Ray (a head started with ``--num-cpus 0`` gets none). A slot's thread on the head takes
+the next datum over every running job of every pipeline, exactly as a local slot does
+(``engine.pools.SharedPool.pick``: priority, then submission, pause and cancel), among
+the datums its node can run (``routing``: the node has the job's Blender runtime), within
+the node's memory budget, and waits for the actor's answer.
+
+Order between pipelines: datums of the stages other than the renderer (planning,
+compositing, encoding; short, and each unblocks a job) go before render datums, as on
+one machine, where each pipeline has slots of its own.
+
+Files cross once per node: the head puts each input file in Ray's object store once, by
+hash; a node fetches it only on a miss in its own cache (``node.FileCache``). A node that
+leaves mid-datum (its raylet gone) costs that datum no try: it runs again elsewhere. A
+node that joins is found within a second and takes work as soon as its actors are up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tilefarm.blender.runtimes import CLUSTER_ENV
+from tilefarm.engine.budget import MemoryBudget
+from tilefarm.engine.pools import SharedPool
+from tilefarm.engine.store import Store, records
+from tilefarm.engine.workers import DatumRun, JobWorkers
+from tilefarm.errors import UsageError
+from tilefarm.nodes.node import NodeWorker
+from tilefarm.nodes.routing import RESOURCE_PREFIX, runtime_needed
+from tilefarm.runtime.files import write_bytes
+
+RENDER_STAGE = "renderer"  # its datums go after every other stage's (see above)
+REF_IDLE = 600.0  # seconds an input file stays in the object store unasked
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("Ray is not installed; install it with: pip install "
+                         "'tilefarm[ray]'", flag="--ray") from None
+    return ray
+
+
+def connect(address: str) -> Any:
+    """Join the Ray cluster at ``address`` (``HOST:PORT`` or ``auto``) as its driver."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR,
+                 configure_logging=False)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"no Ray cluster answers at {address!r} ({first}); start one with "
+                         "`ray start --head` and `tilefarm join`", flag="--ray") from None
+    return ray
+
+
+@dataclass(eq=False)
+class _Node:
+    id: str
+    address: str
+    cpus: int
+    runtimes: frozenset[str]
+    budget: MemoryBudget | None
+    slots: list["_Slot"] = field(default_factory=list)
+    alive: bool = True
+
+
+@dataclass(eq=False)
+class _Slot:
+    index: int
+    node: _Node
+    actor: Any
+    work: str = ""
+    busy: JobWorkers | None = None
+    alive: bool = True
+
+
+class NodeLost(Exception):
+    """The node serving a datum left the cluster (or its actor died)."""
+
+
+class RayPool(SharedPool):
+    """Worker slots on every node of a Ray cluster, shared by every pipeline's jobs."""
+
+    def __init__(self, address: str, *, budgets: bool = False, refresh: float = 1.0) -> None:
+        super().__init__(1)
+        self.ray = connect(address)
+        self.budgets = budgets
+        self.nodes: dict[str, _Node] = {}
+        self.slots: list[_Slot] = []
+        self.threads: list[threading.Thread] = []
+        self.made = 0
+        self.refs: dict[str, tuple[Any, float]] = {}  # sha256 -> (object ref, last asked)
+        self.refs_lock = threading.Lock()
+        self.waiting_said = False
+        self.store: Store | None = None  # the engine's, for routing (set by its first job)
+        self.refresh_every = refresh
+        self.actor_class = self.ray.remote(NodeWorker)
+        self.refresh()
+        self.watcher = threading.Thread(target=self._watch, daemon=True, name="ray-nodes")
+        self.watcher.start()
+
+    # -- nodes -------------------------------------------------------------------------------
+
+    def runtimes(self) -> list[str]:
+        """Every Blender runtime some node that runs datums has."""
+        return sorted({r for n in self.nodes.values() if n.alive and n.cpus for r in n.runtimes})
+
+    def refresh(self) -> None:
+        """Find joined and departed nodes; start slots on the joined ones."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        seen = set()
+        for info in self.ray.nodes():
+            if not info.get("Alive"):
+                continue
+            node_id = info["NodeID"]
+            seen.add(node_id)
+            resources = info.get("Resources", {})
+            node = self.nodes.get(node_id)
+            if node is None:
+                memory = int(resources.get("memory", 0))
+                node = self.nodes[node_id] = _Node(
+                    node_id, info.get("NodeManagerAddress", "?"), int(resources.get("CPU", 0)),
+                    frozenset(k[len(RESOURCE_PREFIX):] for k in resources
+                              if k.startswith(RESOURCE_PREFIX)),
+                    MemoryBudget(memory) if self.budgets and memory else None)
+            for _ in range(node.cpus - sum(s.alive for s in node.slots)):
+                self.made += 1
+                actor = self.actor_class.options(
+                    num_cpus=1, max_concurrency=4, max_restarts=0,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+                ).remote(f"{os.getpid()}-{self.made}")
+                slot = _Slot(self.made, node, actor)
+                node.slots.append(slot)
+                with self.cond:
+                    self.slots.append(slot)
+                thread = threading.Thread(target=self._slot, args=(slot,), daemon=True,
+                                          name=f"ray-slot-{slot.index}")
+                self.threads.append(thread)
+                thread.start()
+        for node in self.nodes.values():
+            if node.id not in seen and node.alive:
+                node.alive = False
+                for slot in node.slots:
+                    slot.alive = False
+        os.environ[CLUSTER_ENV] = ",".join(self.runtimes())
+        with self.cond:
+            self.cond.notify_all()
+
+    def _watch(self) -> None:
+        while not self.closing:
+            time.sleep(self.refresh_every)
+            try:
+                self.refresh()
+                self._forget_refs()
+            except Exception as exc:  # the cluster is unreachable for a moment
+                print(f"tilefarm: Ray: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+
+    # -- scheduling --------------------------------------------------------------------------
+
+    def accepts(self, node: _Node) -> Any:
+        series = self.runtimes()
+
+        def accept(run: DatumRun) -> bool:
+            needed = runtime_needed(self.store, run.datum, series) if self.store else None
+            return needed is None or needed in node.runtimes
+        return accept
+
+    def drive(self, job: JobWorkers) -> None:
+        self.store = job.store  # one engine's: every job's
+        with self.cond:
+            while not self.closing and (job.has_runnable()
+                                        or any(s.busy is job for s in self.slots)):
+                if not any(s.alive for s in self.slots) and not self.waiting_said:
+                    self.waiting_said = True
+                    print("tilefarm: waiting for a Ray node with CPUs to join the cluster "
+                          "(tilefarm join HEAD)", file=sys.stderr, flush=True)
+                self.cond.wait(timeout=1.0)
+
+    def order(self, job: JobWorkers, key: tuple[int, ...]) -> tuple[int, ...]:
+        return (int(job.spec.name == RENDER_STAGE), *key)
+
+    def _slot(self, slot: _Slot) -> None:
+        try:
+            slot.work = self.ray.get(slot.actor.info.remote(), timeout=300)["work"]
+        except Exception as exc:
+            slot.alive = False
+            print(f"tilefarm: Ray: no worker started on node {slot.node.address}: "
+                  f"{exc.__class__.__name__}", file=sys.stderr, flush=True)
+            return
+        while True:
+            with self.cond:
+                picked = None
+                while not self.closing and slot.alive and (picked := self.pick(
+                        accept=self.accepts(slot.node), budget=slot.node.budget,
+                        asker=id(slot))) is None:
+                    self.cond.wait(timeout=1.0)
+                if picked is None:
+                    if not self.closing:  # its node left: close() ends the others
+                        self._end_slot(slot)
+                    return
+                job, run = picked
+                slot.busy = job
+            try:
+                self._serve(slot, job, run)
+            except NodeLost:
+                slot.alive = False
+                job.requeue(run)
+            except BaseException as exc:  # tilefarm's own failure: the job ends with it
+                job.failed(exc)
+            finally:
+                if slot.node.budget is not None:
+                    slot.node.budget.release(run)
+                with self.cond:
+                    slot.busy = None
+                    self.cond.notify_all()
+
+    def _end_slot(self, slot: _Slot) -> None:
+        with self.cond:
+            if slot in self.slots:
+                self.slots.remove(slot)
+        try:
+            self.ray.kill(slot.actor)
+        except Exception:
+            pass
+
+    # -- one datum ---------------------------------------------------------------------------
+
+    def _ref(self, job: JobWorkers, digest: str) -> Any:
+        with self.refs_lock:
+            found = self.refs.get(digest)
+            if found is None:
+                data = job.store.object_path(digest).read_bytes()
+                found = (self.ray.put(data), 0.0)
+            self.refs[digest] = (found[0], time.monotonic())
+            return found[0]
+
+    def _forget_refs(self) -> None:
+        with self.refs_lock:
+            now = time.monotonic()
+            for digest in [d for d, (_, t) in self.refs.items() if now - t > REF_IDLE]:
+                del self.refs[digest]
+
+    def _serve(self, slot: _Slot, job: JobWorkers, run: DatumRun) -> None:
+        from ray.exceptions import RayError, RayTaskError
+
+        records.start_datum(job.store, job.job, run.datum.id)
+        pipeline = job.spec.name
+        node_pfs = f"{slot.work}/{pipeline}/pfs"
+        env = dict(job.spec.env)
+        env["TILEFARM_THREADS"] = "1"  # one actor per CPU of its node
+        env[CLUSTER_ENV] = os.environ.get(CLUSTER_ENV, "")
+        request = {
+            "pipeline": pipeline, "key": f"{job.spec.text()}", "cmd": job.spec.cmd,
+            "env": env, "batching": job.spec.batching, "timeout": job.spec.timeout,
+            "datum": run.datum.id, "datum_env": job.datum_env(run, node_pfs),
+            # The references sit in a list: Ray hands them over unresolved, and the node
+            # fetches only what its cache lacks.
+            "files": [(f"{part.name}{info.path}", info.hash, [self._ref(job, info.hash)])
+                      for part in run.datum.parts for info in part.files],
+        }
+        pending = slot.actor.serve.remote(request)
+        job.remote[slot.index] = (lambda: slot.actor.cancel.remote(run.datum.id), run)
+        try:
+            if job.held(run) and job.control is not None \
+                    and job.control.get(run.shot or "").cancelled:
+                slot.actor.cancel.remote(run.datum.id)  # cancelled between pick and start
+            while not self.ray.wait([pending], timeout=1.0)[0]:
+                if self.closing or not slot.node.alive:
+                    slot.actor.cancel.remote(run.datum.id)
+                    raise NodeLost()
+            try:
+                result = self.ray.get(pending)
+            except RayTaskError:
+                raise
+            except RayError:
+                raise NodeLost() from None
+        finally:
+            job.remote.pop(slot.index, None)
+        pfs = job.work / f"ray-{slot.index}" / "pfs"
+        (pfs / "out").mkdir(parents=True, exist_ok=True)
+        for path, data in result["outputs"]:
+            write_bytes(pfs / "out" / path, data)
+        log = job.logs / f"{run.datum.id}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8") as sink:  # which node, then what it printed
+            sink.write(f"tilefarm: on Ray node {slot.node.address}\n{result['log']}")
+        run.peak = result["peak"]
+        job.finish(run, result["ok"], result["error"], pfs)
+
+    def close(self) -> None:
+        """End every slot (a datum in flight is cancelled), its actor and the connection."""
+        super().close()
+        self.watcher.join(timeout=10)
+        for thread in self.threads:
+            thread.join(timeout=30)
+        for slot in list(self.slots):
+            try:
+                self.ray.get(slot.actor.close.remote(), timeout=15)
+            except Exception:
+                pass
+            self._end_slot(slot)
+        self.ray.shutdown()
