@@ -24,8 +24,9 @@ the submit had left (goal: within that plus 1 s), and to the urgent job's end.
     .venv/bin/python bench/overhead.py --case urgent --frames 12
 
 ``--case ray`` measures the farm on a real Ray cluster on this machine (tests/raycluster.py:
-a head with no CPU, nodes in network namespaces of their own, each with 1 CPU; Blender
-runs one thread on a node). It renders the same ``--frames`` job on one node and on two,
+a head with no CPU, nodes in network namespaces of their own, each with 1 CPU and pinned
+to a core of its own with taskset, so that Blender's denoiser and compositor, which use
+every core they see, use one; Blender renders with one thread on a node). It renders the same ``--frames`` job on one node and on two,
 alternated (the second node joins before and is killed after each two-node run), and
 prints the makespan ratio (goal: at least 1.8x faster on two). Then the per-datum cost of
 the Ray path: a job of many near-empty tiles (64x36, 1 sample, 4x4) on one node against
@@ -205,10 +206,10 @@ def ray_case(args: argparse.Namespace, work: Path) -> int:
     cluster = Cluster(work / "cluster").start()
     times: dict[str, list[float]] = {"one node": [], "two nodes": [], "local": [], "ray": []}
     try:
-        cluster.join("a")
+        cluster.join("a", core=0)
         ray = ("--ray", cluster.address)
         for i in range(args.repeat):
-            cluster.join("b")
+            cluster.join("b", core=1)
             times["two nodes"].append(tilefarm(blend, work / f"two{i}", *ray))
             cluster.kill("b")
             times["one node"].append(tilefarm(blend, work / f"one{i}", *ray))
@@ -226,8 +227,10 @@ def ray_case(args: argparse.Namespace, work: Path) -> int:
     print(f"{args.frames} frames of the demo scene at {args.resolution}, {args.samples} samples, "
           f"untiled, medians of {args.repeat} alternated runs (nodes in "
           f"{'network namespaces' if cluster.netns else 'loopback processes'}):")
+    pairs = [a / b for a, b in zip(times["one node"], times["two nodes"])]
     print(f"  one node:  {one:7.1f} s\n  two nodes: {two:7.1f} s  speed-up "
-          f"{one / two:.2f}x (goal >= 1.8x)")
+          f"{one / two:.2f}x; of each pair {', '.join(f'{p:.2f}' for p in pairs)}, median "
+          f"{statistics.median(pairs):.2f}x (goal >= 1.8x)")
     datums = 1 + 4 * 16 + 4 + 1  # split, tiles, merges, encode
     local, remote = statistics.median(times["local"]), statistics.median(times["ray"])
     print(f"  {datums} datums of near-empty tiles: local --workers 1 {local:.1f} s, one Ray node "

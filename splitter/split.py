@@ -17,7 +17,7 @@ from tilefarm import __version__
 from tilefarm.blender import runtimes
 from tilefarm.blender.runner import BlenderRunner
 from tilefarm.blender.side.protocol import InspectRequest
-from tilefarm.errors import ManifestError, SettingsError
+from tilefarm.errors import ManifestError, SceneError, SettingsError
 from tilefarm.plan import layout
 from tilefarm.plan.facts import SceneFacts
 from tilefarm.plan.model import Plan, Versions, task_manifest
@@ -69,7 +69,11 @@ def job_versions(source: JobSource, flags: JobSettings = JobSettings()) -> Versi
     wanted, flag = flags.blender, "--blender"
     if wanted is None and source.settings.blender is not None:
         wanted, flag = source.settings.blender, f"{source.settings_path}: blender"
-    return choose_runtime(source.saved_by, runtimes.available_series(), wanted=wanted,
+    available = runtimes.available_series()
+    if not available and os.environ.get(runtimes.CLUSTER_ENV) is not None:
+        raise SceneError("no render node has joined the Ray cluster yet; join one with: "
+                         "tilefarm join HEAD:PORT", path=source.blend)
+    return choose_runtime(source.saved_by, available, wanted=wanted,
                           where=str(source.blend), flag=flag)
 
 

@@ -7,7 +7,7 @@ so that nothing is shared with the head but the network (the filesystem is, but 
 of tilefarm's reaches a node through it: every file travels through Ray).
 
 Without root (no ``ip netns``), the nodes are plain ``ray start`` processes on loopback,
-each with its own session folder and cache.
+each with its own address (127.0.0.N), session folder and cache.
 """
 
 from __future__ import annotations
@@ -50,6 +50,11 @@ def _clear_stale() -> None:
         link = line.split()[0].split("@")[0] if line.strip() else ""
         if link.startswith("tfr"):
             _run("ip", "link", "delete", link)
+
+
+def short_dir(name: str) -> Path:
+    """A Ray session folder: its sockets' paths must stay under 108 bytes (AF_UNIX)."""
+    return Path("/tmp") / f"{PREFIX}{name}"
 
 
 def free_port() -> int:
@@ -123,19 +128,21 @@ class Cluster:
         self.root.mkdir(parents=True, exist_ok=True)
         done = _run(str(BIN / "ray"), "start", "--head", "--num-cpus", "0", "--port",
                     str(self.port), "--node-ip-address", self.head_ip, "--temp-dir",
-                    str(self.root / "head"), "--include-dashboard", "false",
+                    str(short_dir("head")), "--include-dashboard", "false",
                     "--disable-usage-stats")
         if done.returncode != 0:
             raise RuntimeError(f"ray start --head failed: {done.stderr[-2000:]}")
         return self
 
     def join(self, name: str, blender: str | None = None, cpus: int = 1,
-             memory: str | None = None) -> Node:
-        """Start a worker node with ``tilefarm join``; returns once it has joined."""
+             memory: str | None = None, core: int | None = None) -> Node:
+        """Start a worker node with ``tilefarm join``; returns once it has joined. ``core``:
+        pin the whole node (raylet, workers, Blender) to that core (``taskset``), so that its
+        one CPU is one core, denoising and compositing included."""
         self.links += 1
         n = self.links
         netns = f"{PREFIX}n{n}" if self.netns else None
-        ip = f"10.77.{n}.2" if netns else "127.0.0.1"
+        ip = f"10.77.{n}.2" if netns else f"127.0.0.{n + 1}"  # all of 127/8 is loopback
         if netns is not None:
             host, inner = f"{PREFIX}v{n}", f"{PREFIX}p{n}"
             for argv in (["ip", "netns", "add", netns],
@@ -152,8 +159,8 @@ class Cluster:
                 done = _run(*argv)
                 if done.returncode != 0:
                     raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip()}")
-        node = Node(name, self.root / f"cache-{name}-{n}", self.root / f"ray-{name}-{n}", ip,
-                    netns, blender)
+        node = Node(name, self.root / f"cache-{name}-{n}", short_dir(f"{name}{n}"), ip, netns,
+                    blender)
         argv = [str(BIN / "tilefarm"), "join", self.address, "--cpus", str(cpus),
                 "--cache", str(node.cache), "--temp-dir", str(node.temp),
                 "--node-ip-address", ip]
@@ -161,6 +168,8 @@ class Cluster:
             argv += ["--blender", blender]
         if memory:
             argv += ["--memory", memory]
+        if core is not None:
+            argv = ["taskset", "-c", str(core), *argv]
         if netns is not None:
             argv = ["ip", "netns", "exec", netns, *argv]
         done = _run(*argv)
@@ -192,6 +201,8 @@ class Cluster:
         for name in list(self.nodes):
             self.kill(name)
         _run(str(BIN / "ray"), "stop", "--force")
+        for folder in Path("/tmp").glob(f"{PREFIX}*"):
+            shutil.rmtree(folder, ignore_errors=True)
         if self.netns:
             _run("ip", "addr", "delete", f"{self.head_ip}/32", "dev", "lo")
             for n in range(1, self.links + 1):

@@ -103,8 +103,11 @@ def cmd_join(args: argparse.Namespace) -> int:
         return subprocess.call(argv + ["--block"], env=env)
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-        raise UsageError(f"ray start failed: {lines[-1].strip() if lines else done.returncode}",
+        lines = [line.strip() for line in (done.stdout + "\n" + done.stderr).splitlines()
+                 if line.strip()]
+        why = [line for line in lines if "Error" in line or "Exception" in line or
+               "failed" in line.lower()]
+        raise UsageError(f"ray start failed: {(why or lines or [str(done.returncode)])[-1]}",
                          flag="join")
     print(f"tilefarm: joined {args.head} ({what}); `ray stop` leaves")
     return 0

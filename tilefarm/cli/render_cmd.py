@@ -16,9 +16,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tilefarm.cli.ray_cmds import add_ray_flag, ray_pool
 from tilefarm.blender.runtimes import runner_for
 from tilefarm.cli.flags import add_plan_flags, add_variant_flags, flag_settings
+from tilefarm.cli.ray_cmds import add_ray_flag, ray_pool
 from tilefarm.cli.served import render_via_server
 from tilefarm.engine.control import shot_of_inputs
 from tilefarm.engine.engine import Engine, EngineBusy, JobReport

@@ -33,9 +33,9 @@ from tilefarm.engine.budget import MemoryBudget
 from tilefarm.engine.commits import conflicts, job_error, job_files
 from tilefarm.engine.control import Control, shot_of_inputs
 from tilefarm.engine.datums import Datum, datums
+from tilefarm.engine.pools import SharedPool
 from tilefarm.engine.provenance import Inputs, resolve
 from tilefarm.engine.store import Commit, FileInfo, Store, StoreError, in_shot, records
-from tilefarm.engine.pools import SharedPool
 from tilefarm.engine.warm import WarmPool, WarmPools
 from tilefarm.engine.workers import DatumRun, JobWorkers
 from tilefarm.errors import TilefarmError

@@ -31,6 +31,8 @@ from typing import Any
 
 from tilefarm.pipelines.worker import WORKER_PORT_ENV, WorkerServer
 from tilefarm.runtime import memory
+from tilefarm.splitter.split import FACTS_CACHE_ENV
+from tilefarm.splitter.variants import VARIANT_CACHE_ENV
 
 CACHE_ENV = "TILEFARM_NODE_CACHE"
 FETCHED_LOG = "fetched.log"  # one line per file fetched from the head: "<sha256> <bytes>"
@@ -185,6 +187,10 @@ class NodeWorker:
             self.cache.link(digest, pfs / path)
         env = {**os.environ, **request["env"]}
         env.pop(WORKER_PORT_ENV, None)
+        # What the splitter learnt of a file (by its content) is kept on the node, as the
+        # head keeps it for its own intake: a file seen before is not inspected again.
+        env.setdefault(FACTS_CACHE_ENV, str(self.cache.root / "facts"))
+        env.setdefault(VARIANT_CACHE_ENV, str(self.cache.root / "variants"))
         argv = [sys.executable if i == 0 and part in ("python3", "python") else part
                 for i, part in enumerate(request["cmd"])]
         log = self.work / f"{pipeline}.log"
@@ -276,6 +282,9 @@ class NodeWorker:
         return True
 
     def close(self) -> None:
+        """End every stage's process: told at once that no datum is left, then awaited."""
+        for stage in self.stages.values():
+            stage.handout.put(None)
         for stage in self.stages.values():
             stage.close()
         self.stages.clear()

@@ -76,6 +76,7 @@ class _Node:
     budget: MemoryBudget | None
     slots: list["_Slot"] = field(default_factory=list)
     alive: bool = True
+    retry_at: float = 0.0  # no new slot before then: its last actor did not start
 
 
 @dataclass(eq=False)
@@ -108,6 +109,7 @@ class RayPool(SharedPool):
         self.waiting_said = False
         self.store: Store | None = None  # the engine's, for routing (set by its first job)
         self.refresh_every = refresh
+        self.stopped = threading.Event()  # set by close: the watcher ends at once
         self.actor_class = self.ray.remote(NodeWorker)
         self.refresh()
         self.watcher = threading.Thread(target=self._watch, daemon=True, name="ray-nodes")
@@ -117,7 +119,8 @@ class RayPool(SharedPool):
 
     def runtimes(self) -> list[str]:
         """Every Blender runtime some node that runs datums has."""
-        return sorted({r for n in self.nodes.values() if n.alive and n.cpus for r in n.runtimes})
+        return sorted({r for n in list(self.nodes.values()) if n.alive and n.cpus
+                       for r in n.runtimes})
 
     def refresh(self) -> None:
         """Find joined and departed nodes; start slots on the joined ones."""
@@ -138,7 +141,8 @@ class RayPool(SharedPool):
                     frozenset(k[len(RESOURCE_PREFIX):] for k in resources
                               if k.startswith(RESOURCE_PREFIX)),
                     MemoryBudget(memory) if self.budgets and memory else None)
-            for _ in range(node.cpus - sum(s.alive for s in node.slots)):
+            wanted = node.cpus - sum(s.alive for s in node.slots)
+            for _ in range(wanted if time.monotonic() >= node.retry_at else 0):
                 self.made += 1
                 actor = self.actor_class.options(
                     num_cpus=1, max_concurrency=4, max_restarts=0,
@@ -162,8 +166,7 @@ class RayPool(SharedPool):
             self.cond.notify_all()
 
     def _watch(self) -> None:
-        while not self.closing:
-            time.sleep(self.refresh_every)
+        while not self.stopped.wait(self.refresh_every):
             try:
                 self.refresh()
                 self._forget_refs()
@@ -198,9 +201,16 @@ class RayPool(SharedPool):
         try:
             slot.work = self.ray.get(slot.actor.info.remote(), timeout=300)["work"]
         except Exception as exc:
+            # A node that has just left is listed alive for a while: try it again later.
             slot.alive = False
-            print(f"tilefarm: Ray: no worker started on node {slot.node.address}: "
-                  f"{exc.__class__.__name__}", file=sys.stderr, flush=True)
+            if slot.node.retry_at == 0.0:
+                print(f"tilefarm: Ray: no worker started on node {slot.node.address} "
+                      f"({exc.__class__.__name__}); trying it again every 30 s",
+                      file=sys.stderr, flush=True)
+            slot.node.retry_at = time.monotonic() + 30
+            with self.cond:
+                if slot in self.slots:
+                    self.slots.remove(slot)
             return
         while True:
             with self.cond:
@@ -263,11 +273,12 @@ class RayPool(SharedPool):
         node_pfs = f"{slot.work}/{pipeline}/pfs"
         env = dict(job.spec.env)
         env["TILEFARM_THREADS"] = "1"  # one actor per CPU of its node
-        env[CLUSTER_ENV] = os.environ.get(CLUSTER_ENV, "")
+        # The cluster's runtimes as they are now (nodes come and go): with each datum.
+        datum_env = {**job.datum_env(run, node_pfs), CLUSTER_ENV: os.environ.get(CLUSTER_ENV, "")}
         request = {
-            "pipeline": pipeline, "key": f"{job.spec.text()}", "cmd": job.spec.cmd,
+            "pipeline": pipeline, "key": job.spec.text(), "cmd": job.spec.cmd,
             "env": env, "batching": job.spec.batching, "timeout": job.spec.timeout,
-            "datum": run.datum.id, "datum_env": job.datum_env(run, node_pfs),
+            "datum": run.datum.id, "datum_env": datum_env,
             # The references sit in a list: Ray hands them over unresolved, and the node
             # fetches only what its cache lacks.
             "files": [(f"{part.name}{info.path}", info.hash, [self._ref(job, info.hash)])
@@ -305,13 +316,16 @@ class RayPool(SharedPool):
     def close(self) -> None:
         """End every slot (a datum in flight is cancelled), its actor and the connection."""
         super().close()
+        self.stopped.set()
         self.watcher.join(timeout=10)
         for thread in self.threads:
             thread.join(timeout=30)
+        closing = [slot.actor.close.remote() for slot in self.slots]  # all at once
+        try:
+            self.ray.wait(closing, num_returns=len(closing), timeout=15)
+        except Exception:
+            pass
         for slot in list(self.slots):
-            try:
-                self.ray.get(slot.actor.close.remote(), timeout=15)
-            except Exception:
-                pass
             self._end_slot(slot)
         self.ray.shutdown()
+

@@ -22,10 +22,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tilefarm.engine.pools import SharedPool
 from tilefarm.blender import runtimes
 from tilefarm.blender.runtimes import WarmRunner
 from tilefarm.engine.engine import Engine
+from tilefarm.engine.pools import SharedPool
 from tilefarm.engine.shots import ShotScheduler
 from tilefarm.pipelines.specs import packaged_specs
 from tilefarm.runtime.memory import available
