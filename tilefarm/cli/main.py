@@ -16,6 +16,7 @@ from tilefarm.blender.side.protocol import DemoRequest
 from tilefarm.cli.blender_cmds import BLENDER_COMMANDS
 from tilefarm.cli.cluster_cmds import DEPLOY_COMMANDS
 from tilefarm.cli.engine_cmds import ENGINE_COMMANDS
+from tilefarm.cli.estimate_cmd import ESTIMATE_COMMANDS
 from tilefarm.cli.flags import add_plan_flags, flag_settings
 from tilefarm.cli.ray_cmds import RAY_COMMANDS
 from tilefarm.cli.render_cmd import RENDER_COMMANDS
@@ -133,7 +134,7 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 # Each entry adds one subcommand; later modules (render, deploy, ...) append theirs.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
     _plan_parser, _pack_parser, _demo_parser, *RENDER_COMMANDS, *ENGINE_COMMANDS, *DEPLOY_COMMANDS,
-    *BLENDER_COMMANDS, *SERVER_COMMANDS, *RAY_COMMANDS]
+    *BLENDER_COMMANDS, *SERVER_COMMANDS, *RAY_COMMANDS, *ESTIMATE_COMMANDS]
 
 
 
