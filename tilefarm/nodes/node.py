@@ -239,8 +239,8 @@ class NodeWorker:
                 except queue.Empty:
                     pass
                 if proc.poll() is not None:
-                    tail = _tail(log)
-                    return False, f"worker exited with code {proc.returncode} mid-datum: {tail}", None
+                    why = f"worker exited with code {proc.returncode} mid-datum: {_tail(log)}"
+                    return False, why, None
                 if deadline is not None and time.monotonic() - began > deadline:
                     kill_tree(proc)
                     return False, f"timed out after {deadline:g} s (datumTimeout)", None
