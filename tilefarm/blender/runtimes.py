@@ -28,6 +28,7 @@ from typing import Any
 from tilefarm.blender.runner import BLENDER_ENV, BlenderRunner, BlenderSession
 from tilefarm.errors import BlenderError
 from tilefarm.plan.versions import install_hint, series_key
+from tilefarm.runtime.files import cache_dir
 
 RUNTIMES_ENV = "TILEFARM_RUNTIMES"
 # On a Ray cluster (tilefarm.nodes): the runtimes its nodes have, comma-separated. The head
@@ -56,11 +57,7 @@ class Runtime:
 
 def runtimes_root() -> Path:
     """Where installed runtimes live: ``$TILEFARM_RUNTIMES`` or ``~/.cache/tilefarm/runtimes``."""
-    explicit = os.environ.get(RUNTIMES_ENV)
-    if explicit:
-        return Path(explicit)
-    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache_home) / "tilefarm" / "runtimes"
+    return cache_dir(RUNTIMES_ENV, "runtimes")
 
 
 def series_of(version: str) -> str:

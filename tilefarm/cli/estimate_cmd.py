@@ -115,7 +115,7 @@ def measure(root: Path, job: str, wall: float | None) -> Measured:
                     earliest[1] if earliest and len(tasks) > 1 else None)
 
 
-def probe(args: argparse.Namespace, frames: list[int], work: Path) -> Measured:
+def probe(args: argparse.Namespace, job: str, frames: list[int], work: Path) -> Measured:
     """Render ``frames`` of the job as ``tilefarm render --workers 1`` would, and measure."""
     out = work / "probe"
     argv = [str(Path(sys.executable).with_name("tilefarm")), "render", args.job, "--out",
@@ -134,7 +134,6 @@ def probe(args: argparse.Namespace, frames: list[int], work: Path) -> Measured:
     if done.returncode != 0:
         lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
         raise TilefarmError(f"the probe render failed: {lines[-1] if lines else done.returncode}")
-    job = open_job(Path(args.job)).job
     return measure(out / ".tilefarm", job, wall)
 
 
@@ -211,7 +210,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             frames: list[int] = sorted({f for v in measured.tiles.values() for f in v})
         else:
             frames = probe_frames(plan.frames)
-            measured = probe(args, frames, work)
+            measured = probe(args, source.job, frames, work)
             measured.startup += inspect
             measured.warm_up(most=inspect)  # a Blender start is part of an inspection
             result = estimate(args, plan, measured, measured.wall, history=False)

@@ -20,17 +20,18 @@ import hashlib
 import os
 import queue
 import shutil
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tilefarm.engine.workers import exec_error, local_argv
 from tilefarm.pipelines.worker import WORKER_PORT_ENV, WorkerServer
 from tilefarm.runtime import memory
+from tilefarm.runtime.files import cache_dir
+from tilefarm.runtime.procs import kill_tree, log_tail
 from tilefarm.splitter.split import FACTS_CACHE_ENV
 from tilefarm.splitter.variants import VARIANT_CACHE_ENV
 
@@ -40,11 +41,7 @@ LOG_LIMIT = 64 * 1024  # the most of a datum's log sent back to the head
 
 
 def cache_root() -> Path:
-    explicit = os.environ.get(CACHE_ENV)
-    if explicit:
-        return Path(explicit)
-    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache_home) / "tilefarm" / "node"
+    return cache_dir(CACHE_ENV, "node")
 
 
 class FileCache:
@@ -94,21 +91,6 @@ def fetched(root: Path) -> list[tuple[str, int]]:
     except OSError:
         return []
     return [(d, int(n)) for d, n in (line.split() for line in lines if line.strip())]
-
-
-def kill_tree(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL ``proc``, its process group, and every process below it: the warm Blender
-    sessions a stage keeps run in sessions of their own."""
-    for pid in reversed(memory.tree(proc.pid)):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        pass
-    proc.wait()
 
 
 class _Stage:
@@ -191,8 +173,7 @@ class NodeWorker:
         # head keeps it for its own intake: a file seen before is not inspected again.
         env.setdefault(FACTS_CACHE_ENV, str(self.cache.root / "facts"))
         env.setdefault(VARIANT_CACHE_ENV, str(self.cache.root / "variants"))
-        argv = [sys.executable if i == 0 and part in ("python3", "python") else part
-                for i, part in enumerate(request["cmd"])]
+        argv = local_argv(request["cmd"])
         log = self.work / f"{pipeline}.log"
         start = log.stat().st_size if log.exists() else 0
         began = time.monotonic()
@@ -223,7 +204,7 @@ class NodeWorker:
             if not stage.alive():
                 stage.start()
         except OSError as exc:
-            return False, f"exec: {argv[0]}: {exc.strerror or exc}", None
+            return False, exec_error(argv[0], exc), None
         assert stage.proc is not None
         proc = stage.proc
         self._begin(request["datum"], proc)
@@ -239,7 +220,7 @@ class NodeWorker:
                 except queue.Empty:
                     pass
                 if proc.poll() is not None:
-                    why = f"worker exited with code {proc.returncode} mid-datum: {_tail(log)}"
+                    why = f"worker exited with code {proc.returncode} mid-datum: {log_tail(log, 2)}"
                     return False, why, None
                 if deadline is not None and time.monotonic() - began > deadline:
                     kill_tree(proc)
@@ -256,7 +237,7 @@ class NodeWorker:
                 proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=sink,
                                         stderr=subprocess.STDOUT, start_new_session=True)
             except OSError as exc:
-                return False, f"exec: {argv[0]}: {exc.strerror or exc}", None
+                return False, exec_error(argv[0], exc), None
         self._begin(request["datum"], proc)
         try:
             code, peak = memory.wait(proc, request["timeout"])
@@ -266,7 +247,7 @@ class NodeWorker:
         finally:
             with self.lock:
                 self.current = None
-        return code == 0, "" if code == 0 else f"exited with code {code}: {_tail(log)}", peak
+        return code == 0, "" if code == 0 else f"exited with code {code}: {log_tail(log, 2)}", peak
 
     def _begin(self, datum: str, proc: subprocess.Popen[bytes]) -> None:
         with self.lock:
@@ -289,8 +270,3 @@ class NodeWorker:
             stage.close()
         self.stages.clear()
 
-
-def _tail(log: Path) -> str:
-    from tilefarm.runtime.procs import log_tail
-
-    return log_tail(log, 2)

@@ -65,3 +65,13 @@ def publish(tmp: Path, path: Path) -> None:
             raise
         copy_file(tmp, path)
         Path(tmp).unlink(missing_ok=True)
+
+
+def cache_dir(env: str, name: str) -> Path:
+    """A cache folder of tilefarm's: ``$env`` when set, else ``tilefarm/<name>`` under
+    ``$XDG_CACHE_HOME`` (default ``~/.cache``)."""
+    explicit = os.environ.get(env)
+    if explicit:
+        return Path(explicit)
+    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache_home) / "tilefarm" / name

@@ -7,6 +7,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+from tilefarm.runtime.memory import tree
+
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL a child started with ``start_new_session`` and everything it started."""
@@ -15,6 +17,21 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    proc.wait()
+
+
+def kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``proc``, its process group, and every process below it, also those that
+    run in sessions of their own (a stage's warm Blender sessions)."""
+    for pid in reversed(tree(proc.pid)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
     proc.wait()
 
 
