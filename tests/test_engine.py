@@ -318,3 +318,63 @@ def test_a_warm_worker_dying_early_leaves_the_others_work_alone(tmp_path: Path) 
         assert sorted(t for t, _ in tries.values()) == [1, 1, 2]  # one charged try, no more
     finally:
         engine.close()
+
+
+# Writes its pid on start; a process started after the first marks that it restarted.
+WARM_ASK_AND_DIE = textwrap.dedent("""
+    import os, pathlib
+    from tilefarm.pipelines.worker import next_datum_envs
+    marks = pathlib.Path(os.environ["MARKS"])
+    if (marks / "pid").exists():
+        (marks / "restarted").write_text("x")
+    else:
+        (marks / "pid").write_text(str(os.getpid()))
+    for done in next_datum_envs():
+        root = pathlib.Path(os.environ["TILEFARM_PFS_ROOT"])
+        src = pathlib.Path(os.environ["words"])
+        (root / "out" / src.name).write_text(src.read_text().upper())
+        done("")
+""")
+
+
+def test_a_warm_worker_killed_while_its_datum_is_recorded_hands_its_next_datum_on(
+        tmp_path: Path) -> None:
+    """The process dies just after reporting a datum done, while the engine records it:
+    the datum it would have been handed next goes to the process started in its place,
+    never to the dead one (whose successor would then report it done, with no outputs)."""
+    import os
+    import signal
+    import time
+
+    from tilefarm.engine import warm as warm_module
+
+    engine = Engine(tmp_path / "store", warm=True)
+    try:
+        engine.store.create_repo("words")
+        marks = tmp_path / "marks"
+        marks.mkdir()
+        s = spec("up", WARM_ASK_AND_DIE, datumTries=1)
+        s["transform"].update(datumBatching=True, env={"MARKS": str(marks)})
+        engine.create_pipeline(parse_spec(s, "t"))
+        put(engine, tmp_path, {f"/{n}.txt": n for n in ("a", "b", "c")})
+        charge = warm_module.JobWorkers.finish
+
+        def finish(self: Any, run: Any, ok: bool, error: str, pfs: Path) -> None:
+            if ok and not (marks / "killed").exists():
+                (marks / "killed").write_text("x")
+                os.kill(int((marks / "pid").read_text()), signal.SIGKILL)
+                deadline = time.monotonic() + 60
+                while not (marks / "restarted").exists() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            charge(self, run, ok, error, pfs)
+
+        warm_module.JobWorkers.finish = finish  # type: ignore[method-assign]
+        try:
+            (report,) = engine.run_pending(workers=1)
+        finally:
+            warm_module.JobWorkers.finish = charge  # type: ignore[method-assign]
+        assert (marks / "restarted").exists()
+        assert report.state == "success", report.error
+        assert output(engine, "up") == {"/a.txt": "A", "/b.txt": "B", "/c.txt": "C"}
+    finally:
+        engine.close()

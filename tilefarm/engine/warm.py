@@ -44,11 +44,15 @@ class _Slot:
         self.asked = False
         self.finishing = False  # recording the last datum's outcome, outside the lock
         self.log: Path | None = None
+        # Counts the processes found dead: a call from one of them may still be recording
+        # its last datum when the next process starts, and must not hand that one a datum.
+        self.generation = 0
 
     def _next_datum(self, previous_error: str) -> list[str] | None:
         pool = self.pool
         with pool.cond:
             self.asked = True
+            generation = self.generation
             done = self._take_current()
         if done is not None:
             # Its outputs are hashed and copied into the store without the pool's lock, so
@@ -62,8 +66,8 @@ class _Slot:
                     pool.cond.notify_all()
         with pool.cond:
             while True:
-                if pool.closing:
-                    return None
+                if pool.closing or self.generation != generation:
+                    return None  # the asker has gone: its successor asks for itself
                 picked = pool.pick()
                 if picked is not None:
                     job, run = picked
@@ -162,6 +166,7 @@ class _Slot:
                              f"before asking for a datum: {log_tail(self.log, 2) if self.log else ''}",
                              self.own_pfs())
         self.proc = None
+        self.generation += 1
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

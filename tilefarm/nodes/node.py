@@ -105,10 +105,13 @@ class _Stage:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _next_datum(self, previous_error: str) -> list[str] | None:
+        # The queues of the process that called: a call a dead process left behind ends
+        # with the None that ``start`` gives it, and never takes its successor's datum.
+        handout, reports = self.handout, self.reports
         if self.handed:  # the call after a datum reports how it went
             self.handed = False
-            self.reports.put(previous_error)
-        env = self.handout.get()
+            reports.put(previous_error)
+        env = handout.get()
         self.handed = env is not None
         return env
 
