@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import Scenes, assert_one_line_error, run_cli
+from tests.test_api import conforms
 from tests.pipeline import assert_identical, reference
 from tests.serverkit import (alive, api, blender_children, busy_blenders, job, running_server,
                               server_pid, wait_for)
@@ -108,6 +109,15 @@ def test_a_submitted_job_renders_like_blender_and_is_steered_through_the_api(
                                if t["frame"] == int(frame))
         assert detail["peak_memory_bytes"] >= max(per_frame.values())  # the whole job's
         assert detail["failures"] == [] and any("plain" in line for line in detail["log"])
+        assert not any(str(root) in line for line in detail["log"])  # never a server path
+        conforms(detail, "JobDetail")
+        conforms(api(url, "GET", "/api/jobs")[1][0], "Job")
+        video = (out / "plain" / "plain.mp4").read_bytes()
+        request = urllib.request.Request(url + "/api/jobs/plain/video",
+                                         headers={"Range": "bytes=100-199"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            assert answer.status == 206 and answer.read() == video[100:200]
+            assert answer.headers["Content-Range"] == f"bytes 100-199/{len(video)}"
         proc = run_cli("fetch", "plain", "--server", url, "--out", str(tmp_path / "again"))
         for frame, path in theirs.items():
             assert_identical(tmp_path / "again" / "plain" / "frames" / f"{frame:06d}.png", path)

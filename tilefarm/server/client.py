@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
+import shutil
 import tarfile
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,6 +16,7 @@ from tilefarm.errors import TilefarmError
 from tilefarm.server.farm import SERVER_FILE
 
 TOKEN_ENV = "TILEFARM_TOKEN"
+CHUNK = 1 << 20  # bytes copied at a time when a file streams
 
 
 class ServerError(TilefarmError):
@@ -36,16 +38,18 @@ class Client:
         self.url = url.rstrip("/")
         self.token = token if token is not None else os.environ.get(TOKEN_ENV)
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                kind: str = "application/json") -> bytes:
+    def _open(self, method: str, path: str, body: Any = None, kind: str = "application/json",
+              length: int | None = None) -> Any:
+        """The open response; ``body``: bytes, or a file streamed (with its ``length``)."""
         headers = {"Content-Type": kind}
+        if length is not None:
+            headers["Content-Length"] = str(length)
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         request = urllib.request.Request(self.url + path, data=body, method=method,
                                          headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=600) as response:
-                return response.read()  # type: ignore[no-any-return]
+            return urllib.request.urlopen(request, timeout=600)
         except urllib.error.HTTPError as exc:
             try:
                 message = json.loads(exc.read()).get("error") or exc.reason
@@ -57,6 +61,23 @@ class Client:
             raise ServerError(f"cannot reach the server at {self.url} ({reason}); is "
                               "`tilefarm serve` running?", flag="--server") from None
 
+    def request(self, method: str, path: str, body: bytes | None = None,
+                kind: str = "application/json") -> bytes:
+        with self._open(method, path, body, kind) as response:
+            return response.read()  # type: ignore[no-any-return]
+
+    def download(self, path: str, target: Path) -> None:
+        """Stream ``path`` into ``target``, renamed into place once whole."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.part")
+        try:
+            with self._open("GET", path) as response, partial.open("wb") as sink:
+                shutil.copyfileobj(response, sink, CHUNK)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(target)
+
     def json(self, method: str, path: str, value: Any = None) -> Any:
         body = None if value is None else json.dumps(value).encode()
         if method == "POST" and body is None:
@@ -64,14 +85,16 @@ class Client:
         return json.loads(self.request(method, path, body) or b"null")
 
     def submit(self, entries: list[tuple[str, Path]]) -> list[str]:
-        """Send one packed job (``/<job>.blend`` or ``/<job>/...`` entries) as a tar."""
-        data = io.BytesIO()
-        with tarfile.open(fileobj=data, mode="w") as tar:
-            for path, file in entries:
-                tar.add(file, arcname=path.lstrip("/"), recursive=False)
-        answer = json.loads(self.request("POST", "/api/jobs", data.getvalue(),
-                                         "application/x-tar"))
-        return list(answer["jobs"])
+        """Send one packed job (``/<job>.blend`` or ``/<job>/...`` entries) as a tar, written
+        to a temporary file and streamed from it."""
+        with tempfile.TemporaryFile(prefix="tilefarm-submit-") as spool:
+            with tarfile.open(fileobj=spool, mode="w") as tar:
+                for path, file in entries:
+                    tar.add(file, arcname=path.lstrip("/"), recursive=False)
+            length = spool.tell()
+            spool.seek(0)
+            with self._open("POST", "/api/jobs", spool, "application/x-tar", length) as answer:
+                return list(json.loads(answer.read())["jobs"])
 
     def fetch(self, job: str, out: Path) -> list[Path]:
         """Download the job's frames and video into ``out/<job>/``, each renamed into place
@@ -80,9 +103,6 @@ class Client:
         for item in self.json("GET", f"/api/jobs/{job}/outputs"):
             path = str(item["path"])
             target = out / path.lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.part")
-            partial.write_bytes(self.request("GET", f"/api/jobs/{job}/outputs{path}"))
-            partial.replace(target)
+            self.download(f"/api/jobs/{job}/outputs{path}", target)
             written.append(target)
         return written

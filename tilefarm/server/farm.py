@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from tilefarm.engine.shots import ShotScheduler
 from tilefarm.pipelines.specs import packaged_specs
 from tilefarm.runtime.memory import available
 from tilefarm.server import state
+from tilefarm.server.intake import take
 from tilefarm.splitter.split import FACTS_CACHE_ENV
 from tilefarm.splitter.variants import VARIANT_CACHE_ENV
 
@@ -54,9 +55,12 @@ class Farm:
         self.scheduler = ShotScheduler(self.engine, workers,
                                        progress=lambda job, counts: self._dirty.set(),
                                        on_end=self._job_ended)
-        self.changed = threading.Condition()
         self.version = 0
         self.snapshot: list[dict[str, Any]] = []
+        self.listeners: list[Callable[[], None]] = []  # told (on the watcher) of each change
+        self._views_lock = threading.Lock()  # one recomputation of the view at a time
+        # Blender Asset Tracer is not thread-safe (splitter/pack.py): one intake at a time.
+        self._take_lock = threading.Lock()
         self._last_states: dict[str, str] = {}
         self._dirty = threading.Event()
         self._intake: dict[str, WarmRunner] = {}
@@ -110,6 +114,11 @@ class Farm:
                     timeout=600))
             return runner
 
+    def take(self, entry: Path) -> list[str]:
+        """Intake of one uploaded job (``server.intake.take``), one at a time."""
+        with self._take_lock, self.reader() as engine:
+            return take(engine.store, entry, self.intake_runner)
+
     @contextmanager
     def reader(self) -> Iterator[Engine]:
         """An engine on the same store with its own database connection, for one request."""
@@ -145,24 +154,32 @@ class Farm:
                 self._dirty.wait(timeout=0.5)
                 self._dirty.clear()
                 try:
-                    views = state.all_views(engine, self.busy)
+                    self._recompute(engine)
                 except Exception as exc:  # e.g. a store mid-write; try again next tick
                     print(f"tilefarm serve: view: {exc}", file=sys.stderr, flush=True)
-                    continue
-                documents = [v.document() for v in views]
-                if documents != self.snapshot:
-                    with self.changed:
-                        self.snapshot = documents
-                        self.version += 1
-                        self.changed.notify_all()
-                    self._notify(engine, views)
 
-    def wait_change(self, seen: int, timeout: float) -> tuple[int, list[dict[str, Any]]]:
-        """Block until the view's version passes ``seen`` (or ``timeout``); the new one."""
-        with self.changed:
-            self.changed.wait_for(lambda: self.version != seen or self.stopping.is_set(),
-                                  timeout=timeout)
-            return self.version, self.snapshot
+    def _recompute(self, engine: Engine) -> None:
+        with self._views_lock:
+            views = state.all_views(engine, self.busy)
+            documents = [v.document() for v in views]
+            if documents == self.snapshot:
+                return
+            self.snapshot = documents
+            self.version += 1
+            self._notify(engine, views)
+        for listener in list(self.listeners):
+            listener()
+
+    def refresh(self) -> None:
+        """Recompute the view now: a write through the API shows in the very next read."""
+        with self.reader() as engine:
+            self._recompute(engine)
+
+    def current_view(self) -> list[dict[str, Any]]:
+        """The jobs view (``GET /api/jobs``), computed now if the watcher has not yet."""
+        if not self.version:
+            self.refresh()
+        return self.snapshot
 
     # -- webhooks ----------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ exactly as ``render`` plans it, so a job the server takes is one ``render`` woul
 
 from __future__ import annotations
 
-import io
 import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -34,10 +33,10 @@ def _entry(folder: Path) -> Path:
     return entries[0]
 
 
-def unpack_tar(data: bytes, folder: Path) -> Path:
+def unpack_tar(archive: Path, folder: Path) -> Path:
     """Unpack a job tar into ``folder``; only regular files and directories inside it."""
     try:
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        with tarfile.open(archive) as tar:
             for member in tar.getmembers():
                 path = PurePosixPath(member.name)
                 if path.is_absolute() or ".." in path.parts or not (member.isfile()
@@ -52,16 +51,15 @@ def unpack_tar(data: bytes, folder: Path) -> Path:
     return _entry(folder)
 
 
-def save_blend(data: bytes, name: str, folder: Path) -> Path:
-    """Write an uploaded .blend under its own name (its stem names the job)."""
+def blend_name(name: str) -> str:
+    """The file name an uploaded .blend is saved under (its stem names the job), checked
+    before its bytes are read."""
     base = PurePosixPath(name.replace("\\", "/")).name
     if not base.lower().endswith(".blend"):
         raise JobSourceError(f"{base!r} is not a .blend file; upload a .blend, or submit a job "
                              "directory with tilefarm submit --server", path="upload")
     check_job_name(base[:-len(".blend")], base, "; rename the file")
-    target = folder / base
-    target.write_bytes(data)
-    return target
+    return base
 
 
 def take(store: Store, entry: Path, runners: RunnerFor,

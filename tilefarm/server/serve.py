@@ -8,12 +8,13 @@ import os
 import signal
 import socket
 import threading
-from http.server import ThreadingHTTPServer
 from pathlib import Path
+
+import uvicorn
 
 from tilefarm.engine.pools import SharedPool
 from tilefarm.errors import UsageError
-from tilefarm.server.api import make_handler
+from tilefarm.server.app import build_app
 from tilefarm.server.farm import SERVER_FILE, Farm
 from tilefarm.sizes import format_size
 
@@ -42,21 +43,28 @@ def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8470, workers: int
     check_bind(host, token)
     farm = Farm(root, workers=workers, notify=notify, memory=memory, remote=remote)
     try:
-        httpd = ThreadingHTTPServer((host, port), make_handler(farm, token))
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)  # connections wait in the backlog until uvicorn takes them
     except OSError as exc:
         farm.engine.close()
         raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another "
                          "--port", flag="--port") from None
-    httpd.daemon_threads = True
+    server = uvicorn.Server(uvicorn.Config(
+        build_app(farm, token), log_level="warning", access_log=False, lifespan="on",
+        timeout_graceful_shutdown=3, server_header=False))
     shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{httpd.server_address[1]}"
+    url = f"http://{shown}:{sock.getsockname()[1]}"
     (farm.root / SERVER_FILE).write_text(json.dumps({"url": url, "pid": os.getpid(),
                                                      "host": socket.gethostname()}) + "\n")
     farm.start()
 
     def stop(signum: int, frame: object) -> None:
-        threading.Thread(target=httpd.shutdown, daemon=True).start()
+        server.should_exit = True
 
+    # uvicorn takes these signals while it serves and raises them again once it has
+    # stopped: they then reach this handler, and the farm stops below, in order.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     where = ("on the Ray cluster's nodes" if remote is not None else
@@ -66,8 +74,8 @@ def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8470, workers: int
     if ready is not None:
         ready.set()
     try:
-        httpd.serve_forever(poll_interval=0.2)
+        server.run(sockets=[sock])
     finally:
-        httpd.server_close()
+        sock.close()
         farm.stop()
     return 0

@@ -1,0 +1,365 @@
+"""The HTTP side of ``tilefarm serve``: the JSON API, the live event stream and the page, as
+a Starlette application (uvicorn serves it; sse-starlette streams the events).
+
+The routes, their bodies and their answers are described at ``/api/openapi.json``
+(``server.openapi``); the README's API table lists the same. Every error is JSON
+``{"error": "<one line>"}`` with a 4xx status. Files (uploads, frames, the video, outputs)
+stream: none is held whole in memory. Blocking work (the store, Blender Asset Tracer,
+thumbnails) runs in Starlette's thread pool, never on the event loop.
+
+With a token, every request carries it: ``Authorization: Bearer T``, the ``tilefarm_token``
+cookie the page gets from ``/?token=T``, or ``?token=T``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sse_starlette import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from tilefarm.engine.rerender import rerender
+from tilefarm.errors import TilefarmError
+from tilefarm.plan.frames import parse_frames
+from tilefarm.server import state
+from tilefarm.server.farm import Farm
+from tilefarm.server.gate import ApiError, TokenGate, one_line, scrub
+from tilefarm.server.intake import MAX_UPLOAD, blend_name, intake_error, unpack_tar
+from tilefarm.server.openapi import document as openapi_document
+from tilefarm.server.previews import partial_frame, thumbnail
+
+class Changes:
+    """Wakes the event streams (on the event loop) when the farm's view changes (on the
+    farm's watcher thread)."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+
+    def changed(self) -> None:  # any thread
+        self.loop.call_soon_threadsafe(self._bump)
+
+    def _bump(self) -> None:
+        self.event.set()
+        self.event = asyncio.Event()
+
+
+class Api:
+    """The endpoints, on one farm."""
+
+    def __init__(self, farm: Farm) -> None:
+        self.farm = farm
+        self.changes: Changes | None = None
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def page(self, request: Request) -> Response:
+        body = (resources.files("tilefarm.server") / "static" / "index.html").read_bytes()
+        response = Response(body, media_type="text/html; charset=utf-8")
+        token = request.query_params.get("token")
+        if token and request.app.state.token:
+            response.set_cookie("tilefarm_token", token, httponly=True, samesite="strict")
+        return response
+
+    def openapi(self, request: Request) -> JSONResponse:
+        return JSONResponse(openapi_document())
+
+    def jobs(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.farm.current_view())
+
+    def _known(self, engine: Any, job: str) -> None:
+        if job not in state.shots(engine):
+            raise ApiError(404, f"no job {job!r} on this server")
+
+    def job(self, request: Request) -> JSONResponse:
+        job = request.path_params["job"]
+        with self.farm.reader() as engine:
+            self._known(engine, job)
+            document = state.view(engine, job, self.farm.busy).document()
+            rows = state.job_rows(engine, job)
+            document["seconds_per_frame"] = {str(k): round(v, 3) for k, v in
+                                             state.task_seconds(engine, job, rows).items()}
+            document["peak_memory_per_frame"] = {str(k): v for k, v in
+                                                 state.frame_memory(engine, job, rows).items()}
+            document["tiles"] = state.tile_usage(engine, job, rows)
+            document["failures"] = [{**f, "error": scrub(f.get("error"), self.farm.root)}
+                                    for f in state.failures(engine, job)]
+            document["log"] = [scrub(line, self.farm.root) for line in
+                               log_lines(self.farm.root, engine, job)]
+        document["error"] = scrub(document.get("error"), self.farm.root)
+        return JSONResponse(document)
+
+    def frame(self, request: Request) -> Response:
+        job, frame = request.path_params["job"], request.path_params["frame"]
+        with self.farm.reader() as engine:
+            self._known(engine, job)
+            info = state.frame_files(engine, job).get(frame)
+            if info is not None:
+                return Response(thumbnail(engine.store.object_path(info.hash)),
+                                media_type="image/png")
+            tiles = state.tile_files(engine, job).get(frame)
+            plan = state.plan_of(engine, job)
+            if not tiles or plan is None:
+                raise ApiError(404, f"frame {frame} of job {job!r} has no tile rendered yet")
+            data = partial_frame(plan["width"], plan["height"],
+                                 [(meta, engine.store.object_path(exr.hash)) for meta, exr in tiles])
+        return Response(data, media_type="image/png",
+                        headers={"X-Tilefarm-Tiles": f"{len(tiles)}/{len(plan['tiles'])}"})
+
+    def video(self, request: Request) -> FileResponse:
+        job = request.path_params["job"]
+        with self.farm.reader() as engine:
+            self._known(engine, job)
+            info = state.video_file(engine, job)
+            if info is None:
+                raise ApiError(404, f"job {job!r} has no video yet")
+            path = engine.store.object_path(info.hash)
+        return FileResponse(path, media_type="video/mp4")  # byte ranges too
+
+    def listing(self, request: Request) -> JSONResponse:
+        job = request.path_params["job"]
+        with self.farm.reader() as engine:
+            self._known(engine, job)
+            return JSONResponse([{"path": path, "size": info.size}
+                                 for path, info in sorted(job_outputs(engine, job).items())])
+
+    def output(self, request: Request) -> FileResponse:
+        job, path = request.path_params["job"], "/" + request.path_params["path"]
+        with self.farm.reader() as engine:
+            self._known(engine, job)
+            info = job_outputs(engine, job).get(path)
+            if info is None:
+                raise ApiError(404, f"job {job!r} has no output {path!r}")
+            return FileResponse(engine.store.object_path(info.hash),
+                                media_type="application/octet-stream")
+
+    async def events(self, request: Request) -> EventSourceResponse:
+        changes = self.changes
+        assert changes is not None  # set by the lifespan, before any request
+
+        async def stream() -> AsyncIterator[dict[str, str]]:
+            seen = -1
+            while not self.farm.stopping.is_set():
+                event = changes.event  # taken first: a change after this wakes the wait
+                version, snapshot = self.farm.version, self.farm.snapshot
+                if version != seen:
+                    seen = version
+                    yield {"event": "jobs", "data": json.dumps(snapshot)}
+                    continue
+                try:
+                    await asyncio.wait_for(event.wait(), timeout=5.0)
+                except TimeoutError:
+                    pass
+
+        return EventSourceResponse(stream(), ping=15, sep="\n",
+                                   headers={"Cache-Control": "no-store"})
+
+    # -- changing ------------------------------------------------------------------------------
+
+    async def submit(self, request: Request) -> JSONResponse:
+        """A tar of one job, streamed to a file of the store's, then unpacked and taken."""
+        with self._upload_folder() as folder:
+            archive = folder / "job.tar"
+            await receive_to(request, archive)
+            job = folder / "job"
+            job.mkdir()
+            return await run_in_threadpool(self._take, lambda: unpack_tar(archive, job), job)
+
+    async def upload(self, request: Request) -> JSONResponse:
+        """One .blend, named by ``?name=``: the name is checked before the body is read."""
+        name = request.query_params.get("name", "")
+        with self._upload_folder() as folder:
+            job = folder / "job"
+            job.mkdir()
+            try:
+                target = job / blend_name(name)
+            except TilefarmError as exc:
+                raise ApiError(400, intake_error(exc, job)) from None
+            await receive_to(request, target)
+            return await run_in_threadpool(self._take, lambda: target, job)
+
+    def _upload_folder(self) -> "_Folder":
+        """A private folder on the store's disk; removed whatever happens, so an upload cut
+        short leaves nothing behind."""
+        uploads = self.farm.root / "uploads"
+        uploads.mkdir(exist_ok=True)
+        return _Folder(uploads)
+
+    def _take(self, entry: Callable[[], Path], folder: Path) -> JSONResponse:
+        try:
+            jobs = self.farm.take(entry())
+        except TilefarmError as exc:
+            raise ApiError(400, intake_error(exc, folder)) from None
+        self.farm.poke()
+        return JSONResponse({"jobs": jobs}, status_code=201)
+
+    def control(self, request: Request) -> JSONResponse:
+        job, verb = request.path_params["job"], request.url.path.rsplit("/", 1)[1]
+        with self.farm.reader() as engine:
+            self._known(engine, job)
+        control = self.farm.engine.control  # the one whose cancel kills running datums
+        {"pause": control.pause, "resume": control.resume, "cancel": control.cancel}[verb](job)
+        self.farm.poke()
+        self.farm.refresh()
+        return JSONResponse({"job": job, "done": verb})
+
+    async def priority(self, request: Request) -> JSONResponse:
+        value = (await json_object(request)).get("priority")
+        if type(value) is not int or not -(2**31) <= value < 2**31:
+            raise ApiError(400, "priority must be an integer, e.g. {\"priority\": 10}")
+        return await run_in_threadpool(self._set_priority, request.path_params["job"], value)
+
+    def _set_priority(self, job: str, value: int) -> JSONResponse:
+        with self.farm.reader() as engine:
+            self._known(engine, job)
+            engine.control.set_priority(job, value)
+        self.farm.refresh()
+        return JSONResponse({"job": job, "priority": value})
+
+    async def rerender_frames(self, request: Request) -> JSONResponse:
+        spec = (await json_object(request)).get("frames")
+        if spec is not None and not isinstance(spec, str):
+            raise ApiError(400, "frames must be a string such as \"5-7\"")
+        frames = set(parse_frames(spec, flag="frames")) if spec else None
+        return await run_in_threadpool(self._rerender, request.path_params["job"], frames)
+
+    def _rerender(self, job: str, frames: set[int] | None) -> JSONResponse:
+        with self.farm.reader() as engine:
+            self._known(engine, job)
+            count = rerender(engine, job, frames)
+        self.farm.poke()
+        self.farm.refresh()
+        return JSONResponse({"job": job, "datums": count})
+
+
+class _Folder(tempfile.TemporaryDirectory):  # type: ignore[type-arg]
+    """A temporary directory that yields a Path."""
+
+    def __init__(self, parent: Path) -> None:
+        super().__init__(prefix="upload-", dir=parent)
+
+    def __enter__(self) -> Path:  # type: ignore[override]
+        return Path(self.name)
+
+
+async def receive_to(request: Request, target: Path) -> None:
+    """Stream the request's body into ``target``, refusing more than MAX_UPLOAD bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_UPLOAD):
+        raise ApiError(413 if declared.isdigit() else 400,
+                       f"the upload is {declared} bytes; at most {MAX_UPLOAD} are taken")
+    size = 0
+    try:
+        with target.open("wb") as sink:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_UPLOAD:
+                    raise ApiError(413, f"the upload is over {MAX_UPLOAD} bytes; at most "
+                                        f"{MAX_UPLOAD} are taken")
+                sink.write(chunk)
+    except ClientDisconnect:
+        raise ApiError(400, "the upload was cut short; nothing was taken") from None
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > 1 << 20:
+        raise ApiError(413, "a JSON body is at most 1 MiB")
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError:
+        raise ApiError(400, "the request body is not JSON") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    return value
+
+
+def job_outputs(engine: Any, job: str) -> dict[str, Any]:
+    """The job's frames and video in the merger and encoder heads, by repo path."""
+    found = {}
+    for repo in ("merger", "encoder"):
+        head = engine.store.head(repo)
+        for info in engine.store.files(head.id if head else None, f"/{job}"):
+            found[info.path] = info
+    return found
+
+
+def log_lines(root: Path, engine: Any, job: str, limit: int = 60) -> list[str]:
+    """The last lines mentioning ``job`` in the logs of the pipeline jobs on its version."""
+    logs: list[Path] = []
+    for row in reversed(state.current_jobs(engine, job)):
+        folder = root / "logs" / row["pipeline"] / row["id"]
+        logs += sorted(folder.glob("*.log")) if folder.is_dir() else []
+    logs += sorted((root / "logs").glob("*/warm-*.log"))  # warm workers serve many jobs
+    lines = [line.strip() for log in dict.fromkeys(logs)
+             for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+             if job in line]
+    return lines[-limit:]
+
+
+def error_response(request: Request, exc: Exception) -> JSONResponse:
+    """Every error as one line of JSON."""
+    if isinstance(exc, ApiError):
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+    if isinstance(exc, TilefarmError):
+        return JSONResponse({"error": one_line(str(exc))}, status_code=400)
+    assert isinstance(exc, HTTPException)
+    path = request.url.path
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # every method of every route on the path, not the first's
+        allowed = {m for r in request.app.routes if isinstance(r, Route) and r.methods
+                   and r.path_regex.fullmatch(path) for m in r.methods}
+        headers["Allow"] = ", ".join(sorted(allowed))
+    message = {404: f"no such endpoint: {request.method} {path}",
+               405: f"{request.method} is not allowed on {path}"}.get(
+                   exc.status_code, one_line(str(exc.detail)))
+    return JSONResponse({"error": message}, status_code=exc.status_code, headers=headers)
+
+
+def build_app(farm: Farm, token: str | None) -> TokenGate:
+    api = Api(farm)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        api.changes = Changes()
+        farm.listeners.append(api.changes.changed)
+        yield
+        farm.listeners.remove(api.changes.changed)
+
+    job = "/api/jobs/{job}"
+    routes = [
+        Route("/", api.page),
+        Mount("/static", app=StaticFiles(packages=[("tilefarm.server", "static")])),
+        Route("/api/openapi.json", api.openapi),
+        Route("/api/jobs", api.jobs),
+        Route("/api/jobs", api.submit, methods=["POST"]),
+        Route("/api/upload", api.upload, methods=["POST"]),
+        Route("/api/events", api.events),
+        Route(job, api.job),
+        Route(job + "/frames/{frame:int}", api.frame),
+        Route(job + "/video", api.video),
+        Route(job + "/outputs", api.listing),
+        Route(job + "/outputs/{path:path}", api.output),
+        *[Route(f"{job}/{verb}", api.control, methods=["POST"])
+          for verb in ("pause", "resume", "cancel")],
+        Route(job + "/priority", api.priority, methods=["POST"]),
+        Route(job + "/rerender", api.rerender_frames, methods=["POST"]),
+    ]
+    handlers: dict[Any, Any] = {ApiError: error_response, TilefarmError: error_response,
+                                HTTPException: error_response}
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app.state.token = token
+    return TokenGate(app, token)
