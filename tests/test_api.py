@@ -17,7 +17,7 @@ from typing import Any
 
 import jsonschema
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, assert_one_line_error, run_cli
 from tests.serverkit import api, running_server, wait_for
 from tilefarm.engine.engine import Engine
 from tilefarm.server.openapi import document
@@ -171,3 +171,8 @@ def test_a_write_shows_in_the_very_next_read(tmp_path: Path) -> None:
         (view,) = api(url, "GET", "/api/jobs")[1]
         assert view["state"] == "cancelled"
         conforms(view, "Job")
+
+
+def test_fetch_zip_needs_a_server() -> None:
+    assert_one_line_error(run_cli("fetch", "shot", "--pachd", "localhost:1", "--zip", "x.zip"),
+                          "--zip needs --server")

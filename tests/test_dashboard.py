@@ -7,16 +7,19 @@ to a path, the screenshot taken mid-run is copied there (the README's docs/dashb
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
+import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from tests.browser import Browser, row
 from tests.conftest import Scenes, run_cli
-from tests.serverkit import job, running_server, wait_for
+from tests.serverkit import api, job, running_server, wait_for
 
 pytestmark = pytest.mark.blender
 
@@ -68,12 +71,36 @@ def test_the_dashboard_shows_and_steers_jobs_live(browser: Browser, scenes: Scen
         assert len(captions) == 3 and all(re.fullmatch(r"frame \d · \d+\.\d (MiB|GiB)", c)
                                           for c in captions), captions
 
+        # "Download all": the browser saves every output as one ZIP, bytes as the API's.
+        downloads = tmp_path / "downloads"
+        browser.send("Page.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
+        browser.wait("!document.getElementById('download').hidden", 30, "Download all")
+        browser.evaluate("document.getElementById('download').click()")
+        saved = wait_for(lambda: (downloads / "quick.zip").exists() and downloads / "quick.zip",
+                         60, "the browser's download")  # renamed into place when whole
+        listing = api(url, "GET", "/api/jobs/quick/outputs")[1]
+        with zipfile.ZipFile(saved) as archive:
+            assert archive.namelist() == [item["path"][1:] for item in listing]
+            assert len(listing) == 4  # three frames and the video
+            for item in listing:
+                assert archive.read(item["path"][1:]) == api(
+                    url, "GET", f"/api/jobs/quick/outputs{item['path']}")[1]
+
         assert run_cli("submit", str(long), "--server", url, "--tiles", "2x2").returncode == 0
         browser.wait(f"{row('long', 'state')} === 'running'", 120, "the long job running")
         width = ("parseFloat(document.querySelector('tr[data-job=\"long\"] .bar > div')"
                  ".style.width || '0')")
         start = browser.evaluate(width)
         browser.wait(f"{width} > {start}", 120, "the long job's progress advancing")
+        # Mid-render the archive holds the frames finished so far, and says how far it is.
+        with urllib.request.urlopen(url + "/api/jobs/long/outputs.zip", timeout=60) as answer:
+            body = answer.read()
+            done, total = map(int, answer.headers["X-Tilefarm-Frames"].split("/"))
+            assert int(answer.headers["Content-Length"]) == len(body) and total == 10
+            assert answer.headers["Content-Disposition"] == 'attachment; filename="long.zip"'
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            frames = [n for n in archive.namelist() if n.startswith("long/frames/")]
+            assert len(frames) >= done and archive.testzip() is None
         # Its frames in flight show the tiles rendered so far.
         browser.evaluate("document.querySelector('tr[data-job=\"long\"]').click()")
         browser.wait("[...document.querySelectorAll('img.partial')].some(i => i.complete && "
@@ -96,3 +123,18 @@ def test_the_dashboard_shows_and_steers_jobs_live(browser: Browser, scenes: Scen
         browser.wait(f"{row('long', 'state')} === 'cancelled'", 30, "the cancel")
         wait_for(lambda: job(url, "long")["state"] == "cancelled", 10, "the API to agree")  # type: ignore[index]
         assert browser.evaluate(row("quick", "state")) == "done"
+
+        # Re-render asks for its frames in a dialog: frame 2's four tiles, its merge and
+        # the video run again.
+        browser.evaluate("document.querySelector('tr[data-job=\"quick\"] "
+                         "button[data-action=\"rerender\"]').click()")
+        browser.wait("document.getElementById('rerender').open", 10, "the re-render dialog")
+        browser.evaluate("(() => { const f = document.getElementById('rerender-frames');"
+                         " f.value = '2'; f.dispatchEvent(new Event('input')); })()")
+        browser.evaluate("document.getElementById('rerender-go').click()")
+        status = browser.wait("document.getElementById('rerender-status').textContent", 30,
+                              "the re-render's answer")
+        assert status == "6 datum(s) of quick to run again"
+        browser.evaluate("document.getElementById('rerender-close').click()")
+        assert browser.evaluate("document.getElementById('rerender').open") is False
+        wait_for(lambda: job(url, "quick")["state"] == "done", 300, "the re-render to end")  # type: ignore[index]

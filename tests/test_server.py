@@ -8,6 +8,7 @@ import json
 import shutil
 import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,14 @@ def test_a_submitted_job_renders_like_blender_and_is_steered_through_the_api(
         for frame, path in theirs.items():
             assert_identical(out / "plain" / "frames" / f"{frame:06d}.png", path)
         assert (out / "plain" / "plain.mp4").stat().st_size > 0
+
+        proc = run_cli("fetch", "plain", "--server", url, "--zip", str(tmp_path / "plain.zip"))
+        assert proc.returncode == 0, proc.stderr
+        with zipfile.ZipFile(tmp_path / "plain.zip") as archive:
+            assert sorted(archive.namelist()) == sorted(
+                str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+            for name in archive.namelist():
+                assert archive.read(name) == (out / name).read_bytes()
 
         status, png = api(url, "GET", "/api/jobs/plain/frames/2")
         thumb = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)

@@ -1,5 +1,5 @@
-"""Files through the server: a 2 GiB job up and 2 GiB of outputs down without the server
-holding them, and two uploads at the same moment both packed right."""
+"""Files through the server: a 2 GiB job up without the server holding it, and two uploads
+at the same moment both packed right."""
 
 from __future__ import annotations
 
@@ -35,21 +35,16 @@ def digest(path: Path) -> str:
     return sha.hexdigest()
 
 
-def test_two_gib_up_and_down_stream_through_the_server(assets: Assets, tmp_path: Path) -> None:
+def test_a_two_gib_upload_streams_through_the_server(assets: Assets, tmp_path: Path) -> None:
     """The job's texture is 2 GiB (a PNG with 2 GiB of trailing bytes, which PNG readers
-    skip); its frames, 2 GiB of them, are put into the merger's repo afterwards. The job is
-    paused before it arrives, so they stay as put. The server's peak resident memory grows
-    by under 150 MB, up and down."""
+    skip), paused before it arrives. The server's peak resident memory grows by under
+    150 MB while it receives, unpacks, packs and stores it. (Downloads: bench/server_files.py;
+    a server owns its output repos, so 2 GiB of outputs cannot be planted there for a test.)"""
     root = tmp_path / "store"
     job = tmp_path / "big"
     shutil.copytree(assets.job("relative"), job)
     with (job / "tex" / "a.png").open("r+b") as texture:
         texture.truncate(2 * GIB)  # sparse here; the copies the server makes are not
-    frame = tmp_path / "frame.exr"
-    with frame.open("wb") as sink:
-        block = hashlib.sha256(b"tilefarm").digest() * (1 << 15)  # 1 MiB, not all zeros
-        for _ in range(2048):
-            sink.write(block)
     engine = Engine(root)
     engine.control.pause("big")
     engine.close()
@@ -65,24 +60,7 @@ def test_two_gib_up_and_down_stream_through_the_server(assets: Assets, tmp_path:
         grown_up = status_bytes(pid, "VmHWM") - idle
         wait_for(lambda: client.json("GET", "/api/jobs")[0]["state"] == "paused", 60,
                  "the job to show paused")
-    # Its frames, put into the merger's repo while no server runs: the paused job runs
-    # nothing that would replace them.
-    engine = Engine(root)
-    engine.store.put_files("merger", "master", [("/big/frames/000001.exr", frame)])
-    engine.close()
-    with running_server(root) as url:
-        client = Client(url)
-        listing = client.json("GET", "/api/jobs/big/outputs")
-        assert listing == [{"path": "/big/frames/000001.exr", "size": 2 * GIB}]
-        pid = server_pid(root)
-        idle = status_bytes(pid, "VmRSS")
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-        (fetched,) = client.fetch("big", tmp_path / "out")
-        grown_down = status_bytes(pid, "VmHWM") - idle
-    assert fetched.stat().st_size == 2 * GIB and digest(fetched) == digest(frame)
-    print(f"the server grew by {grown_up / 1e6:.0f} MB up, {grown_down / 1e6:.0f} MB down")
-    for grown in (grown_up, grown_down):
-        assert grown < 150e6, f"the server grew by {grown / 1e6:.0f} MB"
+    assert grown_up < 150e6, f"the server grew by {grown_up / 1e6:.0f} MB"
     assert not list((root / "uploads").iterdir())  # the upload's folder is gone
 
 

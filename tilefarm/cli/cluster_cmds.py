@@ -71,6 +71,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     job = check_job_name(args.job, "JOB")  # it names the directory written under --out
+    if args.zip is not None:
+        if not args.server:
+            raise UsageError("--zip needs --server: a Pachyderm cluster offers no archive; "
+                             "use --out DIR", flag="--zip")
+        Client(args.server, args.token).fetch_zip(job, Path(args.zip))
+        print(f"fetched the outputs of {job} from {args.server} into {args.zip}")
+        return 0
     if args.server:
         written = Client(args.server, args.token).fetch(job, Path(args.out))
         print(f"fetched {len(written)} file(s) of {job} from {args.server} into "
@@ -107,7 +114,9 @@ def _parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("fetch", help="get a job's frames and video from a cluster or a server")
     p.add_argument("job", metavar="JOB")
     _target(p)
-    p.add_argument("--out", required=True, metavar="DIR")
+    into = p.add_mutually_exclusive_group(required=True)
+    into.add_argument("--out", metavar="DIR", help="write the files into DIR/JOB/")
+    into.add_argument("--zip", metavar="FILE", help="save every output as one ZIP (--server)")
     p.set_defaults(handler=cmd_fetch)
 
 

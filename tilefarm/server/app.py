@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -39,6 +39,7 @@ from tilefarm.server.farm import Farm
 from tilefarm.server.gate import ApiError, TokenGate, one_line, scrub
 from tilefarm.server.intake import MAX_UPLOAD, blend_name, intake_error, unpack_tar
 from tilefarm.server.openapi import document as openapi_document
+from tilefarm.server.outputs import archive, archive_headers, job_outputs
 from tilefarm.server.previews import partial_frame, thumbnail
 
 class Changes:
@@ -145,6 +146,15 @@ class Api:
                 raise ApiError(404, f"job {job!r} has no output {path!r}")
             return FileResponse(engine.store.object_path(info.hash),
                                 media_type="application/octet-stream")
+
+    def outputs_zip(self, request: Request) -> StreamingResponse:
+        job = request.path_params["job"]
+        with self.farm.reader() as engine:
+            self._known(engine, job)
+            view = state.view(engine, job, self.farm.busy)
+            stream = archive(engine, job)
+        return StreamingResponse(stream, media_type="application/zip", headers=archive_headers(
+            job, stream, view.frames_done, view.frames_total))
 
     async def events(self, request: Request) -> EventSourceResponse:
         changes = self.changes
@@ -287,16 +297,6 @@ async def json_object(request: Request) -> dict[str, Any]:
     return value
 
 
-def job_outputs(engine: Any, job: str) -> dict[str, Any]:
-    """The job's frames and video in the merger and encoder heads, by repo path."""
-    found = {}
-    for repo in ("merger", "encoder"):
-        head = engine.store.head(repo)
-        for info in engine.store.files(head.id if head else None, f"/{job}"):
-            found[info.path] = info
-    return found
-
-
 def log_lines(root: Path, engine: Any, job: str, limit: int = 60) -> list[str]:
     """The last lines mentioning ``job`` in the logs of the pipeline jobs on its version."""
     logs: list[Path] = []
@@ -353,6 +353,7 @@ def build_app(farm: Farm, token: str | None) -> TokenGate:
         Route(job + "/video", api.video),
         Route(job + "/outputs", api.listing),
         Route(job + "/outputs/{path:path}", api.output),
+        Route(job + "/outputs.zip", api.outputs_zip),
         *[Route(f"{job}/{verb}", api.control, methods=["POST"])
           for verb in ("pause", "resume", "cancel")],
         Route(job + "/priority", api.priority, methods=["POST"]),

@@ -96,6 +96,10 @@ class Client:
             with self._open("POST", "/api/jobs", spool, "application/x-tar", length) as answer:
                 return list(json.loads(answer.read())["jobs"])
 
+    def fetch_zip(self, job: str, target: Path) -> None:
+        """Save every output of the job as one ZIP (what the page's "Download all" gives)."""
+        self.download(f"/api/jobs/{job}/outputs.zip", target)
+
     def fetch(self, job: str, out: Path) -> list[Path]:
         """Download the job's frames and video into ``out/<job>/``, each renamed into place
         once whole."""

@@ -146,6 +146,19 @@ def _paths() -> dict[str, Any]:
                 parameters=[{"name": "path", "in": "path", "required": True, "schema": STR,
                              "description": "as the listing gives it, without its leading /"}]),
         },
+        "/api/jobs/{job}/outputs.zip": {
+            "get": _operation("every output in one ZIP, members stored; mid-render, the "
+                              "frames finished so far", {
+                                  "200": {"description": "the archive",
+                                          "headers": {
+                                              "Content-Length": {"schema": INT},
+                                              "Content-Disposition": {"schema": STR},
+                                              "X-Tilefarm-Frames": {
+                                                  "description": "frames done/total",
+                                                  "schema": {"type": "string",
+                                                             "pattern": r"^\d+/\d+$"}}},
+                                          "content": {"application/zip": {"schema": binary}}}}),
+        },
         "/api/jobs/{job}/pause": _control("pause"),
         "/api/jobs/{job}/resume": _control("resume"),
         "/api/jobs/{job}/cancel": _control("cancel"),

@@ -26,14 +26,39 @@ function button(label, action, job) {
   b.addEventListener("click", (event) => {
     event.stopPropagation();
     if (action === "rerender") {
-      const frames = prompt(`Re-render which frames of ${job}? (e.g. 5-7; empty: all)`, "");
-      if (frames !== null) post(`/api/jobs/${job}/rerender`, frames ? {frames} : {});
+      openRerender(job);
     } else {
       post(`/api/jobs/${job}/${action}`);
     }
   });
   return b;
 }
+
+// Re-render: a small dialog for the frames (all, or a list of frames and ranges).
+function openRerender(job) {
+  const dialog = $("rerender");
+  dialog.dataset.job = job;
+  $("rerender-title").textContent = `Re-render ${job}`;
+  $("rerender-status").textContent = "";
+  dialog.showModal();
+}
+$("rerender-frames").addEventListener("input", () => {
+  $("rerender-form").elements.which.value = $("rerender-frames").value ? "some" : "all";
+});
+$("rerender-close").addEventListener("click", () => $("rerender").close());
+$("rerender-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const job = $("rerender").dataset.job;
+  const some = $("rerender-form").elements.which.value === "some";
+  const frames = $("rerender-frames").value.trim();
+  const response = await fetch(`/api/jobs/${encodeURIComponent(job)}/rerender`, {
+    method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify(some && frames ? {frames} : {})});
+  const value = await response.json().catch(() => ({}));
+  $("rerender-status").textContent = response.ok
+    ? `${value.datums} datum(s) of ${job} to run again` : value.error || response.statusText;
+  $("rerender-status").className = response.ok ? "" : "error";
+});
 
 function renderJobs(jobs) {
   const body = $("jobs").querySelector("tbody");
@@ -110,6 +135,8 @@ async function refreshDetail() {
   lastDetail = key;
   $("detail").hidden = false;
   $("detail-title").textContent = `${detail.job}: ${detail.frames_done}/${detail.frames_total} frames, ${detail.tasks_done}/${detail.tasks_total} tasks, peak memory ${size(detail.peak_memory_bytes)}`;
+  $("download").href = `/api/jobs/${encodeURIComponent(job)}/outputs.zip`;
+  $("download").hidden = detail.frames_done === 0 && !detail.video;
   $("detail-error").hidden = !detail.error;
   $("detail-error").textContent = detail.error || "";
   // Finished frames, and frames in flight with the tiles rendered so far (black: to come).
