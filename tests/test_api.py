@@ -167,6 +167,20 @@ def test_a_write_shows_in_the_very_next_read(tmp_path: Path) -> None:
             assert api(url, "POST", "/api/jobs/demo/priority", {"priority": value})[0] == 200
             assert api(url, "GET", "/api/jobs")[1][0]["priority"] == value
         assert api(url, "GET", "/api/jobs")[1][0]["state"] == "paused"
+        for cap in (2, None, 1):
+            assert api(url, "POST", "/api/jobs/demo/max_workers", {"max_workers": cap}) == (
+                200, {"job": "demo", "max_workers": cap})
+            assert api(url, "GET", "/api/jobs")[1][0]["max_workers"] == cap
+        for bad in (0, -1, 1.5, "2", True):
+            assert api(url, "POST", "/api/jobs/demo/max_workers", {"max_workers": bad}) == (
+                400, {"error": "max_workers must be an integer of 1 or more, or null to lift "
+                               "the cap, e.g. {\"max_workers\": 2}"})
+        assert api(url, "GET", "/api/jobs")[1][0]["max_workers"] == 1  # nothing changed
+        proc = run_cli("set", "max-workers", "demo", "3", "--server", url)
+        assert proc.returncode == 0 and proc.stdout.strip() == "tilefarm: demo: at most 3 datum(s) at once"
+        assert api(url, "GET", "/api/jobs")[1][0]["max_workers"] == 3
+        assert_one_line_error(run_cli("set", "max-workers", "demo", "0", "--server", url),
+                              "N: '0' is not a worker count; use 1 or more, or none")
         assert api(url, "POST", "/api/jobs/demo/cancel")[0] == 200
         (view,) = api(url, "GET", "/api/jobs")[1]
         assert view["state"] == "cancelled"
@@ -176,3 +190,18 @@ def test_a_write_shows_in_the_very_next_read(tmp_path: Path) -> None:
 def test_fetch_zip_needs_a_server() -> None:
     assert_one_line_error(run_cli("fetch", "shot", "--pachd", "localhost:1", "--zip", "x.zip"),
                           "--zip needs --server")
+
+
+def test_max_workers_below_one_is_refused_in_one_line(tmp_path: Path) -> None:
+    blend = tmp_path / "shot.blend"
+    blend.write_bytes(b"BLENDER-v405 never opened: the flag is checked first")
+    for command in ("render", "submit"):
+        extra = ["--server", "http://127.0.0.1:9"] if command == "submit" else [
+            "--out", str(tmp_path / "out")]
+        assert_one_line_error(run_cli(command, str(blend), "--max-workers", "0", *extra),
+                              "--max-workers: 0 workers is not allowed; use 1 or more")
+    settings = tmp_path / "job"
+    settings.mkdir()
+    (settings / "shot.blend").write_bytes(blend.read_bytes())
+    (settings / "tilefarm.json").write_text('{"max_workers": 0}')
+    assert_one_line_error(run_cli("plan", str(settings)), "max_workers")

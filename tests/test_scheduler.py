@@ -61,7 +61,7 @@ def pipeline(name: str, repo: str, glob: str, code: str, **extra: Any) -> dict[s
 class MiniFarm:
     """An engine and its shot scheduler, scheduling on every job's end as serve does."""
 
-    def __init__(self, root: Path, batching: bool) -> None:
+    def __init__(self, root: Path, batching: bool, workers: int = 1) -> None:
         self.engine = Engine(root, warm=True)
         self.engine.store.create_repo("blends")
         render = pipeline("render", "split", "/*/tasks/*",
@@ -72,7 +72,7 @@ class MiniFarm:
                      pipeline("merge", "render", "/*", MERGE)):
             self.engine.create_pipeline(parse_spec(spec, spec["pipeline"]["name"]))
         self.wake = threading.Event()
-        self.scheduler = ShotScheduler(self.engine, 1, None, self.wake.set)
+        self.scheduler = ShotScheduler(self.engine, workers, None, self.wake.set)
         self.stopping = False
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
@@ -234,3 +234,45 @@ def test_the_memory_budget_keeps_datums_from_running_together(
         assert (overlaps(rows) > 0) is together
     finally:
         engine.close()
+
+
+def most_at_once(rows: list[Any]) -> int:
+    """The most of ``rows`` (datums) that ran at the same moment."""
+    edges = sorted([(r["started"], 1) for r in rows] + [(r["finished"], -1) for r in rows])
+    most = running = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
+
+
+@pytest.mark.parametrize("batching", [False, True], ids=["plain", "batching"])
+def test_max_workers_caps_a_job_and_frees_the_other_workers(tmp_path: Path,
+                                                           batching: bool) -> None:
+    """Three workers. The capped job runs one datum at a time while the other job takes
+    the other two workers; raised to 3 while it runs, it runs several at once from then."""
+    farm = MiniFarm(tmp_path / "store", batching, workers=3)
+    try:
+        farm.engine.control.set_max_workers("capped", 1)
+        farm.put(tmp_path, "capped", 9)
+        farm.put(tmp_path, "free", 6)
+        deadline = time.monotonic() + 60
+        while len(farm.datums("render", "capped")) < 2:
+            assert time.monotonic() < deadline, "the capped job never rendered"
+            time.sleep(0.02)
+        raised = time.time()
+        farm.engine.control.set_max_workers("capped", 3)
+        farm.wait_idle()
+        capped = farm.datums("render", "capped")
+        free = farm.datums("render", "free")
+        assert len(capped) == 9 and len(free) == 6
+        before = [d for d in capped if d["started"] < raised]
+        after = [d for d in capped if d["started"] >= raised]
+        assert most_at_once(before) == 1
+        assert most_at_once(after) >= 2
+        # Meanwhile the other workers took the free job's datums, two at once.
+        first_capped_end = min(d["finished"] for d in capped)
+        assert most_at_once([d for d in free if d["started"] < first_capped_end]) == 2
+        assert farm.engine.control.running("capped") == 0  # every start was ended
+    finally:
+        farm.close()

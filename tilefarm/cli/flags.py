@@ -24,6 +24,9 @@ def add_plan_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-limit", metavar="SIZE",
                         help="the most memory one Blender may use, e.g. 4GiB or 512MiB; one that "
                         "uses more is stopped and its task retried alone once")
+    parser.add_argument("--max-workers", metavar="N", type=int,
+                        help="run at most N datums of this job at once (default: as many as "
+                        "there are workers); the others take other jobs' datums meanwhile")
     parser.add_argument("--allow-missing", action="store_true",
                         help="render even though files the scene uses are missing (listed as a "
                         "warning); without it such a job is refused before rendering")
@@ -42,7 +45,9 @@ def flag_settings(args: argparse.Namespace) -> JobSettings:
     settings = JobSettings(frames=args.frames, tiles=args.tiles, chunk=args.chunk,
                            overscan=args.overscan, scene=args.scene,
                            allow_missing=True if args.allow_missing else None,
-                           blender=args.blender, memory_limit=args.memory_limit)
+                           blender=args.blender, memory_limit=args.memory_limit,
+                           max_workers=args.max_workers)
     check_settings(settings, {name: f"--{name.replace('_', '-')}" for name in
-                              ("frames", "tiles", "chunk", "overscan", "memory_limit")})
+                              ("frames", "tiles", "chunk", "overscan", "memory_limit",
+                               "max_workers")})
     return settings

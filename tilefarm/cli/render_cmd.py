@@ -157,6 +157,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         ensure_pipelines(engine)
         entries: list[tuple[str, Path]] = []
         jobs: list[str] = []
+        caps: dict[str, int | None] = {}  # each job's max_workers
         for raw in args.sources:
             try:
                 template = with_sets(open_job(Path(raw)), args.variant, args.set or [])
@@ -168,9 +169,10 @@ def cmd_render(args: argparse.Namespace) -> int:
                                             "command", path=raw)
                     plan = plan_job(source, flags)  # the splitter's checks, up front
                     _say(source.job, plan)
-                    entries += stage_job(source, source.settings.merged(flags), Path(tmp),
-                                         plan.facts)
+                    settings = source.settings.merged(flags)
+                    entries += stage_job(source, settings, Path(tmp), plan.facts)
                     jobs.append(source.job)
+                    caps[source.job] = settings.max_workers
             except TilefarmError as exc:
                 outcomes.append(JobOutcome(Path(raw).stem, False, str(exc)))
                 print(f"tilefarm: error: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -178,6 +180,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         if jobs:
             remove = [p for j in jobs for p in (f"/{j}.blend", f"/{j}")]
             replace_entries(engine.store, "blends", "master", remove, entries)
+            for job, cap in caps.items():
+                engine.control.set_max_workers(job, cap)
             display = ProgressDisplay(engine)
             reports = engine.run_pending(workers=args.workers, progress=display.update,
                                          on_job=display.start)

@@ -62,6 +62,21 @@ def cmd_priority(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_max_workers(args: argparse.Namespace) -> int:
+    job = check_job_name(args.job, "JOB")
+    text = args.workers.strip().lower()
+    if text == "none":
+        cap = None
+    elif text.isdigit() and int(text) >= 1:
+        cap = int(text)
+    else:
+        raise UsageError(f"{args.workers!r} is not a worker count; use 1 or more, or none to "
+                         "lift the cap", flag="N")
+    client_of(args).json("POST", f"/api/jobs/{job}/max_workers", {"max_workers": cap})
+    print(f"tilefarm: {job}: " + (f"at most {cap} datum(s) at once" if cap else "no cap"))
+    return 0
+
+
 def cmd_rerender(args: argparse.Namespace) -> int:
     job = check_job_name(args.job, "JOB")
     body = {"frames": args.frames} if args.frames else {}
@@ -111,14 +126,20 @@ def _parsers(sub: Sub) -> None:
         add_server_flags(p)
         p.set_defaults(handler=cmd_control, verb=api, said=said)
 
-    words = sub.add_parser("set", help="set a job's priority").add_subparsers(
-        dest="what", metavar="priority")
+    words = sub.add_parser("set", help="set a job's priority or its workers").add_subparsers(
+        dest="what", metavar="priority|max-workers")
     words.required = True
     p = words.add_parser("priority", help="higher runs first across jobs (default 0)")
     p.add_argument("job", metavar="JOB")
     p.add_argument("priority", type=int, metavar="N")
     add_server_flags(p)
     p.set_defaults(handler=cmd_priority)
+    p = words.add_parser("max-workers", help="run at most N datums of the job at once "
+                         "(none: as many as there are workers)")
+    p.add_argument("job", metavar="JOB")
+    p.add_argument("workers", metavar="N|none")
+    add_server_flags(p)
+    p.set_defaults(handler=cmd_max_workers)
 
     p = sub.add_parser("rerender", help="render some frames of a finished job again")
     p.add_argument("job", metavar="JOB")

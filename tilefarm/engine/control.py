@@ -8,6 +8,9 @@ A render job (a shot) is a top-level entry of the ``blends`` repo: ``/SHOT.blend
 - **Pause** starts no new datum of the shot; running ones finish. Its pending datums are
   recorded as ``deferred`` and the pipeline job ends without them (its other shots go on
   downstream); a resume runs them in a new job, skipping finished work as a rerun does.
+- **Workers per job** (``max_workers``): at most N datums of the shot run at once, over
+  every pipeline; the other workers take other shots' datums meanwhile. The count of
+  running datums is this engine's (``started``/``ended``), kept in memory.
 - **Cancel** also kills the processes serving the shot (Blender included: each runs in its
   own process group) and records their datums as ``deferred``, never ``failed``, so the
   store holds only whole outputs and a resume renders what was cut short.
@@ -19,10 +22,12 @@ The state lives in the store (``job_control``) and survives restarts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from tilefarm.engine.store import Store, records
 
@@ -35,6 +40,7 @@ class JobControl:
     priority: int = 0
     paused: bool = False
     cancelled: bool = False
+    max_workers: int | None = None
 
     @property
     def held(self) -> bool:
@@ -62,39 +68,93 @@ class Control:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._killers: list[Callable[[str], None]] = []
+        self._wakers: list[Callable[[], None]] = []
+        self._running: dict[str, int] = {}  # shot -> its datums running now, on this engine
         self._guard = threading.Lock()
+
+    @staticmethod
+    def _of(row: Any) -> JobControl:
+        return JobControl(row["job"], row["priority"], bool(row["paused"]),
+                          bool(row["cancelled"]), row["max_workers"])
 
     def get(self, job: str) -> JobControl:
         row = records.control(self.store, job)
-        if row is None:
-            return JobControl(job)
-        return JobControl(job, row["priority"], bool(row["paused"]), bool(row["cancelled"]))
+        return JobControl(job) if row is None else self._of(row)
 
     def all(self) -> dict[str, JobControl]:
-        return {r["job"]: JobControl(r["job"], r["priority"], bool(r["paused"]),
-                                     bool(r["cancelled"])) for r in records.controls(self.store)}
+        return {r["job"]: self._of(r) for r in records.controls(self.store)}
 
     def held(self) -> set[str]:
         return {job for job, c in self.all().items() if c.held}
 
-    def _set(self, job: str, **values: int) -> None:
-        current = self.get(job)
-        row = {"priority": current.priority, "paused": int(current.paused),
-               "cancelled": int(current.cancelled), **values}
-        records.put_control(self.store, job, row["priority"], row["paused"], row["cancelled"])
+    def _set(self, job: str, **values: Any) -> None:
+        current = dataclasses.replace(self.get(job), **values)
+        records.put_control(self.store, job, current.priority, int(current.paused),
+                            int(current.cancelled), current.max_workers)
+
+    def set_max_workers(self, job: str, workers: int | None) -> None:
+        """At most ``workers`` datums of ``job`` at once (None: no cap beyond the farm's)."""
+        self._set(job, max_workers=workers)
+        self._wake()
+
+    # -- datums running now, for max_workers ---------------------------------------------------
+
+    def started(self, shot: str | None) -> None:
+        if shot is not None:
+            with self._guard:
+                self._running[shot] = self._running.get(shot, 0) + 1
+
+    def ended(self, shot: str | None, capped: bool) -> None:
+        """A datum of ``shot`` ended; ``capped``: its shot has a cap, so workers of every
+        pipeline waiting for room are woken."""
+        if shot is None:
+            return
+        with self._guard:
+            left = self._running.get(shot, 0) - 1
+            if left > 0:
+                self._running[shot] = left
+            else:
+                self._running.pop(shot, None)
+        if capped:
+            self._wake()
+
+    def running(self, shot: str) -> int:
+        with self._guard:
+            return self._running.get(shot, 0)
+
+    def on_room(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake()`` whenever a capped shot may take one more datum, until the returned
+        function is called."""
+        with self._guard:
+            self._wakers.append(wake)
+
+        def forget() -> None:
+            with self._guard:
+                if wake in self._wakers:
+                    self._wakers.remove(wake)
+        return forget
+
+    def _wake(self) -> None:
+        # Woken on a thread of its own: the caller may hold one pool's lock, and a waker
+        # takes another's.
+        with self._guard:
+            wakers = list(self._wakers)
+        if wakers:
+            threading.Thread(target=lambda: [w() for w in wakers], daemon=True,
+                             name="max-workers-wake").start()
 
     def set_priority(self, job: str, priority: int) -> None:
         self._set(job, priority=priority)
 
     def pause(self, job: str) -> None:
-        self._set(job, paused=1)
+        self._set(job, paused=True)
 
     def resume(self, job: str) -> None:
         """Un-pause and un-cancel: the shot's deferred datums run in the next job."""
-        self._set(job, paused=0, cancelled=0)
+        self._set(job, paused=False, cancelled=False)
 
     def cancel(self, job: str) -> None:
-        self._set(job, cancelled=1)
+        self._set(job, cancelled=True)
         with self._guard:
             killers = list(self._killers)
         for kill in killers:

@@ -143,7 +143,7 @@ class JobWorkers:
                     return (0, self.rank, self.queue[0].order), self.queue[0]
                 controls = self.control.all() if self.control is not None else {}
                 if not self.held_at_start and accept is None and not any(
-                        c.held or c.priority for c in controls.values()):
+                        c.held or c.priority or c.max_workers for c in controls.values()):
                     return (0, self.rank, self.queue[0].order), self.queue[0]  # unsteered
                 best: tuple[tuple[int, int, int], DatumRun] | None = None
                 for run in list(self.queue):
@@ -154,6 +154,10 @@ class JobWorkers:
                     if accept is not None and not accept(run):
                         continue
                     steer = controls.get(run.shot or "")
+                    if steer is not None and steer.max_workers is not None and \
+                            self.control is not None and run.shot is not None and \
+                            self.control.running(run.shot) >= steer.max_workers:
+                        continue  # its job runs as many datums as it may (max_workers)
                     key = (-(steer.priority if steer else 0), self.rank, run.order)
                     if best is None or key < best[0]:
                         best = (key, run)
@@ -168,7 +172,9 @@ class JobWorkers:
             if self.stopping.is_set() or run not in self.queue:
                 return False
             self.queue.remove(run)
-            return True
+        if self.control is not None:
+            self.control.started(run.shot)
+        return True
 
     def next_run(self) -> DatumRun | None:
         """The pending datum of the highest-priority shot not paused or cancelled."""
@@ -201,11 +207,17 @@ class JobWorkers:
     def requeue(self, run: DatumRun) -> None:
         """Put back a datum whose worker was lost (its machine left): it runs again
         elsewhere, and the loss costs it no try."""
+        self._ended(run)
         with self.lock:
             if not self.stopping.is_set():
                 self.queue.appendleft(run)
                 return
         self._defer(run)
+
+    def _ended(self, run: DatumRun) -> None:
+        """``run`` (taken) no longer runs: its job may start another (``max_workers``)."""
+        if self.control is not None and run.shot is not None:
+            self.control.ended(run.shot, self.control.get(run.shot).max_workers is not None)
 
     def expected_peak(self) -> int | None:
         """What a datum of this job is expected to use: the most any has used so far."""
@@ -218,6 +230,7 @@ class JobWorkers:
         try:
             self._finish(run, ok, error, pfs)
         finally:
+            self._ended(run)
             if self.budget is not None:
                 self.budget.release(run)
 
@@ -285,13 +298,14 @@ class JobWorkers:
         if pool is None:
             pool = (WarmPool(self.spec, self.workers, self.work, logs=self.logs)
                     if self.spec.batching else PlainPool(self.workers))
-        forget = self.control.on_cancel(self.kill_shot) if self.control is not None else None
+        forgets = [self.control.on_cancel(self.kill_shot), self.control.on_room(pool.wake)] \
+            if self.control is not None else []
         try:
             pool.run(self)
         finally:
             if own:
                 pool.close()
-            if forget is not None:
+            for forget in forgets:
                 forget()
             for run in list(self.queue):  # held when the last worker stopped asking
                 self.queue.remove(run)

@@ -171,6 +171,9 @@ def check_settings(settings: JobSettings, origins: Mapping[str, str] | None = No
     if settings.overscan is not None and settings.overscan < 0:
         raise UsageError(f"overscan {settings.overscan} is not allowed; use 0 or more pixels",
                          flag=origin.get("overscan", "overscan"))
+    if settings.max_workers is not None and settings.max_workers < 1:
+        raise UsageError(f"{settings.max_workers} workers is not allowed; use 1 or more",
+                         flag=origin.get("max_workers", "max_workers"))
     memory_limit(settings, origin)
 
 

@@ -60,6 +60,7 @@ class JobSettings:
     blender: str | None = None  # the runtime (major.minor) to render with, overriding the file's
     notify: str | None = None  # tilefarm serve's webhook URL for this job
     memory_limit: str | int | None = None  # the most one Blender may use (runtime.memory sizes)
+    max_workers: int | None = None  # the most datums of this job that run at once
     variants: dict[str, VariantSettings] | None = None  # a template job's personalised renders
 
     def merged(self, later: "JobSettings") -> "JobSettings":

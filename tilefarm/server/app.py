@@ -182,11 +182,11 @@ class Api:
     async def submit(self, request: Request) -> JSONResponse:
         """A tar of one job, streamed to a file of the store's, then unpacked and taken."""
         with self._upload_folder() as folder:
-            archive = folder / "job.tar"
-            await receive_to(request, archive)
+            tarball = folder / "job.tar"
+            await receive_to(request, tarball)
             job = folder / "job"
             job.mkdir()
-            return await run_in_threadpool(self._take, lambda: unpack_tar(archive, job), job)
+            return await run_in_threadpool(self._take, lambda: unpack_tar(tarball, job), job)
 
     async def upload(self, request: Request) -> JSONResponse:
         """One .blend, named by ``?name=``: the name is checked before the body is read."""
@@ -238,6 +238,21 @@ class Api:
             engine.control.set_priority(job, value)
         self.farm.refresh()
         return JSONResponse({"job": job, "priority": value})
+
+    async def max_workers(self, request: Request) -> JSONResponse:
+        body = await json_object(request)
+        value = body.get("max_workers", ...)
+        if value is not None and (type(value) is not int or not 1 <= value < 2**31):
+            raise ApiError(400, "max_workers must be an integer of 1 or more, or null to lift "
+                                "the cap, e.g. {\"max_workers\": 2}")
+        return await run_in_threadpool(self._set_max_workers, request.path_params["job"], value)
+
+    def _set_max_workers(self, job: str, value: int | None) -> JSONResponse:
+        with self.farm.reader() as engine:
+            self._known(engine, job)
+        self.farm.engine.control.set_max_workers(job, value)  # wakes the engine's workers
+        self.farm.refresh()
+        return JSONResponse({"job": job, "max_workers": value})
 
     async def rerender_frames(self, request: Request) -> JSONResponse:
         spec = (await json_object(request)).get("frames")
@@ -357,6 +372,7 @@ def build_app(farm: Farm, token: str | None) -> TokenGate:
         *[Route(f"{job}/{verb}", api.control, methods=["POST"])
           for verb in ("pause", "resume", "cancel")],
         Route(job + "/priority", api.priority, methods=["POST"]),
+        Route(job + "/max_workers", api.max_workers, methods=["POST"]),
         Route(job + "/rerender", api.rerender_frames, methods=["POST"]),
     ]
     handlers: dict[Any, Any] = {ApiError: error_response, TilefarmError: error_response,

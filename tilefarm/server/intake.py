@@ -13,6 +13,7 @@ import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
 
+from tilefarm.engine.control import Control
 from tilefarm.engine.store import Store, replace_entries
 from tilefarm.errors import JobSourceError, TilefarmError
 from tilefarm.plan.settings import JobSettings
@@ -76,10 +77,12 @@ def take(store: Store, entry: Path, runners: RunnerFor,
         for variant in variants:
             source = variant.source
             plan = plan_job(source, flags, runners)  # render's checks, before anything is put
-            staged.append((source.job, stage_job(source, source.settings.merged(flags),
-                                                 Path(tmp) / source.job, plan.facts)))
-        for job, entries in staged:
+            settings = source.settings.merged(flags)
+            staged.append((source.job, settings.max_workers,
+                           stage_job(source, settings, Path(tmp) / source.job, plan.facts)))
+        for job, max_workers, entries in staged:
             replace_entries(store, "blends", "master", [f"/{job}.blend", f"/{job}"], entries)
+            Control(store).set_max_workers(job, max_workers)  # as its settings say, again
             names.append(job)
     return names
 

@@ -33,6 +33,7 @@ def _obj(required: dict[str, Any], **optional: Any) -> dict[str, Any]:
 INT = {"type": "integer"}
 STR = {"type": "string"}
 NUM = {"type": "number"}
+CAP = {"type": ["integer", "null"], "minimum": 1, "maximum": 2**31 - 1}
 JOB_PARAM = {"name": "job", "in": "path", "required": True, "schema": STR,
              "description": "the job's name: its .blend's stem, or its folder's name"}
 
@@ -44,6 +45,7 @@ JOB = _obj({
     "frames": {"type": "array", "items": INT},
     "frames_in_flight": {"type": "object", "additionalProperties": INT},
     "peak_memory_bytes": {"type": ["integer", "null"]},
+    "max_workers": CAP, "datums_running": {"type": "integer", "minimum": 0},
 })
 JOB_DETAIL = {"allOf": [_ref("Job"), _obj({
     "seconds_per_frame": {"type": "object", "additionalProperties": NUM},
@@ -168,6 +170,13 @@ def _paths() -> dict[str, Any]:
                 "400": _error("not an integer"), "413": _error("a body over 1 MiB")},
                 body=_json_body(_obj({"priority": {"type": "integer", "minimum": -2**31,
                                                    "maximum": 2**31 - 1}}), required=True)),
+        },
+        "/api/jobs/{job}/max_workers": {
+            "post": _operation("cap the datums of the job that run at once (null lifts it)", {
+                "200": _json(_obj({"job": STR, "max_workers": CAP}), "the cap set"),
+                "400": _error("not an integer of 1 or more, nor null"),
+                "413": _error("a body over 1 MiB")},
+                body=_json_body(_obj({"max_workers": CAP}), required=True)),
         },
         "/api/jobs/{job}/rerender": {
             "post": _operation("render frames again (all when frames is omitted)", {

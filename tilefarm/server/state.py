@@ -41,6 +41,8 @@ class JobView:
     frames: list[int] = field(default_factory=list)  # the frames done, for thumbnails
     frames_in_flight: dict[str, int] = field(default_factory=dict)  # frame -> tiles rendered
     peak_memory_bytes: int | None = None  # the largest datum's peak, from the OS
+    max_workers: int | None = None  # the most datums of the job at once (None: no cap)
+    datums_running: int = 0  # its datums running now, over every pipeline
 
     def document(self) -> dict[str, Any]:
         return asdict(self)
@@ -260,7 +262,15 @@ def view(engine: Engine, job: str, running: bool) -> JobView:
                        tile_files(engine, job, rows).items()) if f not in merged} if plan else {},
                    peak_memory_bytes=max((p for name, r in rows.items()
                                           for p in peaks(engine, name, r).values()
-                                          if p is not None), default=None))
+                                          if p is not None), default=None),
+                   max_workers=control.max_workers,
+                   datums_running=sum(1 for r in rows.values() for d in r if running_now(d)))
+
+
+def running_now(datum: Any) -> bool:
+    """A datum row started and not yet ended (a retry counts from its own start)."""
+    return datum["state"] == "pending" and datum["started"] is not None and (
+        datum["finished"] is None or datum["started"] >= datum["finished"])
 
 
 def all_views(engine: Engine, running: bool) -> list[JobView]:

@@ -236,8 +236,10 @@ def controls(store: Store) -> list[Row]:
     return _all(store, "SELECT * FROM job_control")
 
 
-def put_control(store: Store, job: str, priority: int, paused: int, cancelled: int) -> None:
-    _run(store, "INSERT INTO job_control (job, priority, paused, cancelled, changed) "
-         "VALUES (?, ?, ?, ?, ?) ON CONFLICT(job) DO UPDATE SET priority=excluded.priority, "
-         "paused=excluded.paused, cancelled=excluded.cancelled, changed=excluded.changed",
-         job, priority, paused, cancelled, time.time())
+def put_control(store: Store, job: str, priority: int, paused: int, cancelled: int,
+                max_workers: int | None) -> None:
+    _run(store, "INSERT INTO job_control (job, priority, paused, cancelled, max_workers, "
+         "changed) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(job) DO UPDATE SET "
+         "priority=excluded.priority, paused=excluded.paused, cancelled=excluded.cancelled, "
+         "max_workers=excluded.max_workers, changed=excluded.changed",
+         job, priority, paused, cancelled, max_workers, time.time())

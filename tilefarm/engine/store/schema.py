@@ -49,4 +49,5 @@ MIGRATIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("commits", "shot", "TEXT", ()),  # a shot job's output commit (engine.shots)
     ("jobs", "shot", "TEXT", ()),
     ("datums", "peak_memory", "INTEGER", ()),  # bytes: the datum's largest process
+    ("job_control", "max_workers", "INTEGER", ()),  # the most datums of the job at once
 )
