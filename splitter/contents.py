@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from tilefarm.errors import JobSourceError, SettingsError
 from tilefarm.plan.facts import SceneFacts
@@ -147,9 +148,7 @@ def stage_job(source: JobSource, settings: JobSettings, staging: Path,
     engine plans the same. A lone .blend that needs nothing else stays ``/<job>.blend``.
     ``facts`` (the plan's) excuse missing files the render never reads."""
     contents = job_contents(source, settings, staging / source.job / "packed", facts)
-    document = {k: v for k, v in dump(settings).items() if v is not None}
-    if isinstance(document.get("video"), dict):
-        document["video"] = {k: v for k, v in document["video"].items() if v is not None}
+    document = _pruned(dump(settings))
     # A variant's main file is a substituted copy: it takes the template's name in the job.
     main = PurePosixPath(source.relative_blend).name
     entries = [(main if path == source.blend.name else path, file)
@@ -167,6 +166,38 @@ def stage_job(source: JobSource, settings: JobSettings, staging: Path,
         settings_file.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         staged.append((f"/{source.job}/{SETTINGS_FILE}", settings_file))
     return staged
+
+
+def _pruned(value: Any) -> Any:
+    """JSON data without the keys whose value is None, at any depth (tilefarm.json's way)."""
+    if isinstance(value, dict):
+        return {k: _pruned(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def stage_template(source: JobSource, settings: JobSettings, staging: Path,
+                   facts: SceneFacts | None = None) -> list[tuple[str, Path]]:
+    """A template job packed whole, for a server that makes its variants itself and keeps the
+    template to make more (``server.templates``): ``stage_job``'s files, with the variants in
+    its ``tilefarm.json``, plus every file a variant names. An image given anywhere
+    (``--set images.Photo=/path/cat.png``) is carried in as ``variants/<name>/<key><suffix>``."""
+    variants = {}
+    extra: dict[str, Path] = {}
+    for name, variant in (settings.variants or {}).items():
+        images = {}
+        for key, value in (variant.images or {}).items():
+            inside = (f"variants/{name}/{key}{PurePosixPath(value).suffix}"
+                      if os.path.isabs(value) else value)
+            extra[inside] = Path(value) if os.path.isabs(value) else source.root / value
+            images[key] = inside
+        audio = variant.video.audio if variant.video is not None else None
+        if audio is not None:
+            extra[audio] = source.root / audio
+        variants[name] = replace(variant, images=images or None)
+    entries = stage_job(source, replace(settings, variants=variants), staging, facts)
+    have = {path for path, _ in entries}
+    return entries + [(f"/{source.job}/{path}", file) for path, file in sorted(extra.items())
+                      if f"/{source.job}/{path}" not in have]
 
 
 def dependency_listing(source: JobSource, settings: JobSettings,

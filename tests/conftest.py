@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tilefarm.blender.runner import BlenderRunner
+
+if TYPE_CHECKING:
+    from tests.browser import Browser
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = ROOT / "tests" / "scenes" / "build_scenes.py"
@@ -86,3 +92,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if BLENDER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.blender)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator["Browser"]:
+    """Debian's chromium, headless, driven over DevTools (tests/browser.py). scripts/test
+    installs it as root (scripts/chromium-setup); CI must run the browser tests, so there a
+    missing browser fails them instead of skipping them."""
+    from tests.browser import Browser
+
+    if shutil.which("chromium") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser tests, but chromium is not installed "
+                        "(scripts/test installs it as root: scripts/chromium-setup)")
+        pytest.skip("no chromium; run scripts/test as root to install it")
+    page = Browser(tmp_path / "profile")
+    yield page
+    page.close()

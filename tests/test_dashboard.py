@@ -24,18 +24,6 @@ from tests.serverkit import api, job, running_server, wait_for
 pytestmark = pytest.mark.blender
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Browser:
-    if shutil.which("chromium") is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser test, but chromium is not installed "
-                        "(scripts/test installs it as root: scripts/chromium-setup)")
-        pytest.skip("no chromium; run scripts/test as root to install it")
-    page = Browser(tmp_path / "profile")
-    yield page  # type: ignore[misc]
-    page.close()
-
-
 def test_the_dashboard_shows_and_steers_jobs_live(browser: Browser, scenes: Scenes,
                                                   tmp_path: Path) -> None:
     long = tmp_path / "long.blend"

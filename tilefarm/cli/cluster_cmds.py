@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from tilefarm.blender.runtimes import own_runtime, runner_for
 from tilefarm.cli.flags import add_plan_flags, add_variant_flags, flag_settings
-from tilefarm.splitter.contents import stage_job
+from tilefarm.splitter.contents import stage_job, stage_template
 from tilefarm.splitter.split import job_versions, plan_job
 from tilefarm.splitter.variants import expanded, with_sets
 from tilefarm.errors import UsageError
@@ -54,9 +55,22 @@ def cmd_submit(args: argparse.Namespace) -> int:
     runner = runner_for(job_versions(template, flags).rendered_by)
     with tempfile.TemporaryDirectory(prefix="tilefarm-submit-") as tmp, \
             expanded(template, args.variant, runner) as variants:
-        for variant in variants:  # a job with no variants is its own one
+        # The same checks as render, before anything is put.
+        plans = [plan_job(variant.source, flags) for variant in variants]
+        if args.server and template.settings.variants:
+            # The template goes whole: the server makes its variants and keeps it, so its
+            # page can make more (GET /api/templates).
+            picked = {v.name: template.settings.variants[v.name] for v in variants}
+            settings = replace(template.settings.merged(flags), variants=picked)
+            # A template is not planned itself (it is no job); its variants' facts are
+            # its own, their substitutions aside.
+            entries = stage_template(template, settings, Path(tmp) / template.job,
+                                     plans[0].facts)
+            jobs = Client(args.server, args.token).submit(entries)
+            print(f"submitted {', '.join(jobs)} to {args.server}: {len(entries)} file(s)")
+            return 0
+        for variant, plan in zip(variants, plans):  # a job with no variants is its own one
             source = variant.source
-            plan = plan_job(source, flags)  # the same checks as render, before anything is put
             entries = stage_job(source, source.settings.merged(flags), Path(tmp) / source.job,
                                 plan.facts)
             if args.server:

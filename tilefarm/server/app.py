@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -26,7 +25,7 @@ from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -34,13 +33,14 @@ from starlette.staticfiles import StaticFiles
 from tilefarm.engine.rerender import rerender
 from tilefarm.errors import TilefarmError
 from tilefarm.plan.frames import parse_frames
-from tilefarm.server import state
+from tilefarm.server import state, templates
 from tilefarm.server.farm import Farm
 from tilefarm.server.gate import ApiError, TokenGate, one_line, scrub
-from tilefarm.server.intake import MAX_UPLOAD, blend_name, intake_error, unpack_tar
+from tilefarm.server.intake import blend_name, intake_error, unpack_tar
 from tilefarm.server.openapi import document as openapi_document
 from tilefarm.server.outputs import archive, archive_headers, job_outputs
 from tilefarm.server.previews import partial_frame, thumbnail
+from tilefarm.server.uploads import UploadFolder, receive_to, variant_form
 
 class Changes:
     """Wakes the event streams (on the event loop) when the farm's view changes (on the
@@ -181,7 +181,7 @@ class Api:
 
     async def submit(self, request: Request) -> JSONResponse:
         """A tar of one job, streamed to a file of the store's, then unpacked and taken."""
-        with self._upload_folder() as folder:
+        with UploadFolder(self.farm.root) as folder:
             tarball = folder / "job.tar"
             await receive_to(request, tarball)
             job = folder / "job"
@@ -191,7 +191,7 @@ class Api:
     async def upload(self, request: Request) -> JSONResponse:
         """One .blend, named by ``?name=``: the name is checked before the body is read."""
         name = request.query_params.get("name", "")
-        with self._upload_folder() as folder:
+        with UploadFolder(self.farm.root) as folder:
             job = folder / "job"
             job.mkdir()
             try:
@@ -201,13 +201,6 @@ class Api:
             await receive_to(request, target)
             return await run_in_threadpool(self._take, lambda: target, job)
 
-    def _upload_folder(self) -> "_Folder":
-        """A private folder on the store's disk; removed whatever happens, so an upload cut
-        short leaves nothing behind."""
-        uploads = self.farm.root / "uploads"
-        uploads.mkdir(exist_ok=True)
-        return _Folder(uploads)
-
     def _take(self, entry: Callable[[], Path], folder: Path) -> JSONResponse:
         try:
             jobs = self.farm.take(entry())
@@ -215,6 +208,29 @@ class Api:
             raise ApiError(400, intake_error(exc, folder)) from None
         self.farm.poke()
         return JSONResponse({"jobs": jobs}, status_code=201)
+
+    def templates(self, request: Request) -> JSONResponse:
+        with self.farm.reader() as engine:
+            jobs = set(state.shots(engine))
+        return JSONResponse(templates.listing(self.farm.root, jobs))
+
+    async def add_variant(self, request: Request) -> JSONResponse:
+        """``POST /api/templates/{job}/variants``: multipart form data, ``name``,
+        ``text.<object>``, ``values.<prop>`` and ``images.<datablock>`` files."""
+        job = request.path_params["job"]
+        if job not in templates.kept(self.farm.root):
+            raise ApiError(404, f"no template {job!r} on this server")
+        with UploadFolder(self.farm.root) as folder:
+            name, fields, images = await variant_form(request, folder)
+            made = folder / "job"
+            made.mkdir()
+            try:
+                taken = await run_in_threadpool(self.farm.add_variant, job, name, fields, images,
+                                                made)
+            except TilefarmError as exc:
+                raise ApiError(400, intake_error(exc, made)) from None
+        self.farm.poke()
+        return JSONResponse({"job": taken}, status_code=201)
 
     def control(self, request: Request) -> JSONResponse:
         job, verb = request.path_params["job"], request.url.path.rsplit("/", 1)[1]
@@ -268,35 +284,6 @@ class Api:
         self.farm.poke()
         self.farm.refresh()
         return JSONResponse({"job": job, "datums": count})
-
-
-class _Folder(tempfile.TemporaryDirectory):  # type: ignore[type-arg]
-    """A temporary directory that yields a Path."""
-
-    def __init__(self, parent: Path) -> None:
-        super().__init__(prefix="upload-", dir=parent)
-
-    def __enter__(self) -> Path:  # type: ignore[override]
-        return Path(self.name)
-
-
-async def receive_to(request: Request, target: Path) -> None:
-    """Stream the request's body into ``target``, refusing more than MAX_UPLOAD bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_UPLOAD):
-        raise ApiError(413 if declared.isdigit() else 400,
-                       f"the upload is {declared} bytes; at most {MAX_UPLOAD} are taken")
-    size = 0
-    try:
-        with target.open("wb") as sink:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_UPLOAD:
-                    raise ApiError(413, f"the upload is over {MAX_UPLOAD} bytes; at most "
-                                        f"{MAX_UPLOAD} are taken")
-                sink.write(chunk)
-    except ClientDisconnect:
-        raise ApiError(400, "the upload was cut short; nothing was taken") from None
 
 
 async def json_object(request: Request) -> dict[str, Any]:
@@ -363,6 +350,8 @@ def build_app(farm: Farm, token: str | None) -> TokenGate:
         Route("/api/jobs", api.submit, methods=["POST"]),
         Route("/api/upload", api.upload, methods=["POST"]),
         Route("/api/events", api.events),
+        Route("/api/templates", api.templates),
+        Route("/api/templates/{job}/variants", api.add_variant, methods=["POST"]),
         Route(job, api.job),
         Route(job + "/frames/{frame:int}", api.frame),
         Route(job + "/video", api.video),

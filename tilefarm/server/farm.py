@@ -29,7 +29,7 @@ from tilefarm.engine.pools import SharedPool
 from tilefarm.engine.shots import ShotScheduler
 from tilefarm.pipelines.specs import packaged_specs
 from tilefarm.runtime.memory import available
-from tilefarm.server import state
+from tilefarm.server import state, templates
 from tilefarm.server.intake import take
 from tilefarm.splitter.split import FACTS_CACHE_ENV
 from tilefarm.splitter.variants import VARIANT_CACHE_ENV
@@ -115,9 +115,26 @@ class Farm:
             return runner
 
     def take(self, entry: Path) -> list[str]:
-        """Intake of one uploaded job (``server.intake.take``), one at a time."""
-        with self._take_lock, self.reader() as engine:
+        """Intake of one uploaded job (``server.intake.take``), one at a time; a template
+        is kept, for its page to make more variants."""
+        with self._take_lock:
+            jobs = self._take(entry)
+            templates.keep(self.root, entry)
+            return jobs
+
+    def _take(self, entry: Path) -> list[str]:
+        with self.reader() as engine:
             return take(engine.store, entry, self.intake_runner)
+
+    def add_variant(self, job: str, name: str, form: dict[str, str],
+                    images: dict[str, tuple[str, Path]], into: Path) -> str:
+        """A new variant of the kept template ``job``, from the page's form: taken as any
+        upload, then recorded in the template. Returns its job's name."""
+        with self._take_lock:
+            made = templates.variant_folder(self.root, job, name, form, images, into)
+            (taken,) = self._take(made)
+            templates.record(self.root, job, name, made)
+            return taken
 
     @contextmanager
     def reader(self) -> Iterator[Engine]:

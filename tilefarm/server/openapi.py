@@ -58,6 +58,13 @@ JOB_DETAIL = {"allOf": [_ref("Job"), _obj({
     "log": {"type": "array", "items": STR},
 })]}
 TAKEN = _obj({"jobs": {"type": "array", "items": STR}})
+TEMPLATE = _obj({
+    "job": STR,
+    "fields": {"type": "array", "items": _obj({
+        "field": STR, "kind": {"enum": ["text", "images", "values"]}, "key": STR,
+        "type": {"enum": ["string", "file", "boolean", "integer", "number"]}})},
+    "variants": {"type": "array", "items": _obj({"name": STR, "job": STR})},
+})
 
 
 def _operation(summary: str, responses: dict[str, Any], *, job: bool = True,
@@ -184,6 +191,22 @@ def _paths() -> dict[str, Any]:
                 "400": _error("not a frame list"), "413": _error("a body over 1 MiB")},
                 body=_json_body({"type": "object", "properties": {
                     "frames": {"type": "string", "description": "e.g. 5-7 or 1,3,10-12"}}})),
+        },
+        "/api/templates": {
+            "get": _operation("each template job the server keeps: the fields its form "
+                              "offers, and its variants that are jobs", {
+                                  "200": _json({"type": "array", "items": TEMPLATE},
+                                               "the templates")}, job=False),
+        },
+        "/api/templates/{job}/variants": {
+            "post": _operation("make a variant of a template from a form: job <job>-<name>", {
+                "201": _json(_obj({"job": STR}), "the variant's job"),
+                "400": _error("a bad name or field: intake's one-line error"),
+                "404": _error("no such template"), "413": _error("over 8 GiB")},
+                body={"required": True, "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "required": ["name"],
+                    "properties": {"name": STR},
+                    "additionalProperties": {"oneOf": [STR, binary]}}}}}),
         },
         "/api/openapi.json": {
             "get": _operation("this description", {

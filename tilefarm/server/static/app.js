@@ -196,9 +196,77 @@ $("upload").addEventListener("submit", async (event) => {
   $("upload-status").textContent = response.ok ? `queued ${value.jobs.join(", ")}` : value.error;
 });
 
+// Template jobs: a form per template, of the fields its variants use (GET /api/templates).
+let templatesKey = "";
+async function loadTemplates() {
+  const response = await fetch("/api/templates");
+  if (!response.ok) return;
+  const templates = await response.json();
+  $("templates").hidden = templates.length === 0;
+  for (const template of templates) {
+    let form = $("template-forms").querySelector(`form[data-job="${CSS.escape(template.job)}"]`);
+    if (!form) form = templateForm(template);
+    form.querySelector(".variants").textContent = template.variants.length
+      ? `Variants: ${template.variants.map((v) => v.job).join(", ")}` : "";
+  }
+}
+
+function templateForm(template) {
+  const form = document.createElement("form");
+  form.className = "template";
+  form.dataset.job = template.job;
+  const title = document.createElement("h3");
+  title.textContent = template.job;
+  form.appendChild(title);
+  const field = (label, input) => {
+    const wrap = document.createElement("label");
+    wrap.append(`${label} `, input);
+    form.appendChild(wrap);
+  };
+  const name = document.createElement("input");
+  Object.assign(name, {name: "name", required: true, pattern: "[A-Za-z0-9_\\-]+", placeholder: "e.g. zoe"});
+  field("Name", name);
+  for (const f of template.fields) {
+    const input = document.createElement("input");
+    input.name = f.field;
+    if (f.type === "file") Object.assign(input, {type: "file", accept: "image/*"});
+    else if (f.type === "boolean") input.placeholder = "true or false";
+    else if (f.type !== "string") Object.assign(input, {inputMode: "decimal", placeholder: f.type});
+    field(`${f.key} (${f.kind === "values" ? f.type : f.kind === "images" ? "image" : "text"})`, input);
+  }
+  const submit = document.createElement("button");
+  Object.assign(submit, {type: "submit", textContent: "Render"});
+  const status = document.createElement("span");
+  Object.assign(status, {className: "template-status", role: "status"});
+  const variants = document.createElement("p");
+  variants.className = "variants hint";
+  form.append(submit, status, variants);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData();  // what was filled in: an empty field keeps the template's own
+    for (const [key, value] of new FormData(form)) {
+      if (value instanceof File ? value.size > 0 : value !== "") data.append(key, value);
+    }
+    status.textContent = "sending…";
+    const response = await fetch(`/api/templates/${encodeURIComponent(template.job)}/variants`, {method: "POST", body: data});
+    const answer = await response.json().catch(() => ({}));
+    status.className = response.ok ? "template-status" : "template-status error";
+    status.textContent = response.ok ? `queued ${answer.job}` : answer.error || response.statusText;
+    if (response.ok) select(answer.job);
+  });
+  $("template-forms").appendChild(form);
+  return form;
+}
+
 function connect() {
   const events = new EventSource("/api/events");
-  events.addEventListener("jobs", (event) => { $("live").textContent = "live"; renderJobs(JSON.parse(event.data)); });
+  events.addEventListener("jobs", (event) => {
+    $("live").textContent = "live";
+    const jobs = JSON.parse(event.data);
+    renderJobs(jobs);
+    const key = jobs.map((j) => j.job).join(",");
+    if (key !== templatesKey) { templatesKey = key; loadTemplates(); }
+  });
   events.onerror = () => { $("live").textContent = "reconnecting…"; };
 }
 connect();
