@@ -53,12 +53,13 @@ def test_a_form_makes_a_folder_of_the_template_and_its_one_new_variant(tmp_path:
     into = tmp_path / "made"
     into.mkdir()
     made = templates.variant_folder(tmp_path, "card", "zoe",
-                                    {"text.Title": "ZOE", "values.tint": " 0.8 "},
+                                    {"text.Title": "ZOE", "values.tint": " 0.8 ",
+                                     "max_workers": "2"},
                                     {"Photo": ("Zoe.PNG", photo)}, into)
     assert made == into / "card" and (made / "shot.blend").samefile(folder / "shot.blend")
-    assert json.loads((made / "tilefarm.json").read_text())["variants"] == {"zoe": {
-        "text": {"Title": "ZOE"}, "values": {"tint": 0.8},
-        "images": {"Photo": "variants/zoe/Photo.png"}}}
+    assert json.loads((made / "tilefarm.json").read_text()) == {"max_workers": 2, "variants": {
+        "zoe": {"text": {"Title": "ZOE"}, "values": {"tint": 0.8},
+                "images": {"Photo": "variants/zoe/Photo.png"}}}}
     assert (made / "variants" / "zoe" / "Photo.png").read_bytes() == b"zoe's photo"
     assert json.loads((folder / "tilefarm.json").read_text())["variants"] == {"amy": AMY}
     templates.record(tmp_path, "card", "zoe", made)
@@ -71,6 +72,7 @@ def test_a_form_makes_a_folder_of_the_template_and_its_one_new_variant(tmp_path:
     ("", {}, "name: give the variant a name"),
     ("a b", {}, "job name 'card-a b' is not allowed"),
     ("zoe", {"values.tint": "warm"}, "values.tint: 'warm' is not a number"),
+    ("zoe", {"max_workers": "0"}, "max_workers: '0' is not a worker count"),
     ("zoe", {"text.Subtitle": "x"}, "text.Subtitle: the template has no such field; it has "
                                     "images.Photo, text.Title, values.tint"),
 ])
@@ -109,6 +111,7 @@ def test_the_page_makes_a_variant_that_renders_as_blender_would(
         browser.wait(f"{form} !== null", 30, "the template's form")
         browser.evaluate(f"(() => {{ const f = {form}; f.elements['name'].value = 'zoe';"
                          " f.elements['text.Title'].value = 'ZOE';"
+                         " f.elements['max_workers'].value = '1';"
                          " f.elements['values.tint'].value = '0.8'; })()")
         set_file(browser, 'form.template[data-job="card"] input[name="images.Photo"]', photo)
         browser.evaluate(f"{form}.querySelector('button[type=submit]').click()")
@@ -118,6 +121,7 @@ def test_the_page_makes_a_variant_that_renders_as_blender_would(
         assert status == "queued card-zoe"
         wait_for(lambda: (j := job(url, "card-zoe")) and j["state"] == "done", 300,
                  "the variant to render")
+        assert job(url, "card-zoe")["max_workers"] == 1  # type: ignore[index]
         # Its progress, frames and MP4 on the same page: the video plays.
         browser.wait("document.getElementById('detail-title').textContent"
                      ".startsWith('card-zoe')", 30, "the variant's detail")

@@ -205,7 +205,9 @@ def _paths() -> dict[str, Any]:
                 "404": _error("no such template"), "413": _error("over 8 GiB")},
                 body={"required": True, "content": {"multipart/form-data": {"schema": {
                     "type": "object", "required": ["name"],
-                    "properties": {"name": STR},
+                    "properties": {"name": STR, "max_workers": {
+                        "type": "string", "description": "the most datums of the variant's job "
+                                                         "at once (empty: no cap)"}},
                     "additionalProperties": {"oneOf": [STR, binary]}}}}}),
         },
         "/api/openapi.json": {

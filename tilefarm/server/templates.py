@@ -123,14 +123,18 @@ def convert(field: Field, text: str) -> Any:
 def variant_folder(root: Path, job: str, name: str, form: dict[str, str],
                    images: dict[str, tuple[str, Path]], into: Path) -> Path:
     """A job folder ``into/<job>`` holding the template and the one new variant ``name``
-    the form describes (``text.X``, ``values.Y``; ``images``: datablock -> (file name, the
-    uploaded file)). Raises SettingsError naming the field for what the form gets wrong."""
+    the form describes (``text.X``, ``values.Y``, and ``max_workers`` for its job; ``images``:
+    datablock -> (file name, the uploaded file)). Raises SettingsError naming the field for what the form gets wrong."""
     folder = kept(root)[job]
     if not name:
         raise SettingsError("name: give the variant a name, e.g. zoe", path="form")
     check_job_name(f"{job}-{name}", "name")
     offered = {(f.kind, f.key): f for f in fields(folder)}
     variant: dict[str, dict[str, Any]] = {}
+    workers = form.pop("max_workers", "").strip()
+    if workers and not (workers.isdigit() and int(workers) >= 1):
+        raise SettingsError(f"max_workers: {workers!r} is not a worker count; use 1 or more, "
+                            "or leave it empty", path="form")
     for key, text in form.items():
         kind, _, field = key.partition(".")
         if (kind, field) not in offered or kind == "images":
@@ -150,6 +154,8 @@ def variant_folder(root: Path, job: str, name: str, form: dict[str, str],
         variant.setdefault("images", {})[key] = inside
     document = _document(folder)
     document["variants"] = {name: variant}
+    if workers:  # this job's alone: the kept template does not learn it
+        document["max_workers"] = int(workers)
     (target / SETTINGS_FILE).unlink()  # a link to the kept file: written anew, not through
     (target / SETTINGS_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return target

@@ -234,6 +234,9 @@ function templateForm(template) {
     else if (f.type !== "string") Object.assign(input, {inputMode: "decimal", placeholder: f.type});
     field(`${f.key} (${f.kind === "values" ? f.type : f.kind === "images" ? "image" : "text"})`, input);
   }
+  const workers = document.createElement("input");
+  Object.assign(workers, {name: "max_workers", type: "number", min: 1, step: 1, placeholder: "all"});
+  field("Workers at most", workers);
   const submit = document.createElement("button");
   Object.assign(submit, {type: "submit", textContent: "Render"});
   const status = document.createElement("span");
