@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
-from tilefarm.blender.runtimes import own_runtime, runner_for
+from tilefarm.blender.runtimes import own_runtime
 from tilefarm.cli.flags import add_plan_flags, add_variant_flags, flag_settings
-from tilefarm.splitter.contents import stage_job, stage_template
-from tilefarm.splitter.split import job_versions, plan_job
-from tilefarm.splitter.variants import expanded, with_sets
+from tilefarm.splitter.prepare import prepared
 from tilefarm.errors import UsageError
 from tilefarm.pipelines.deploy import deploy, deploy_requests, dry_run_text, fetch, submit
 from tilefarm.pipelines.image import build, image_runtimes, push
 from tilefarm.server.client import Client
-from tilefarm.splitter.intake import check_job_name, open_job
+from tilefarm.splitter.intake import check_job_name
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -51,35 +48,25 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     flags = flag_settings(args)
-    template = with_sets(open_job(Path(args.source)), args.variant, args.set or [])
-    runner = runner_for(job_versions(template, flags).rendered_by)
     with tempfile.TemporaryDirectory(prefix="tilefarm-submit-") as tmp, \
-            expanded(template, args.variant, runner) as variants:
-        # The same checks as render, before anything is put.
-        plans = [plan_job(variant.source, flags) for variant in variants]
-        if args.server and template.settings.variants:
+            prepared(Path(args.source), flags, Path(tmp), variants=args.variant,
+                     sets=args.set or []) as intake:  # render's checks, before anything is put
+        if args.server and intake.template.settings.variants:
             # The template goes whole: the server makes its variants and keeps it, so its
             # page can make more (GET /api/templates).
-            picked = {v.name: template.settings.variants[v.name] for v in variants}
-            settings = replace(template.settings.merged(flags), variants=picked)
-            # A template is not planned itself (it is no job); its variants' facts are
-            # its own, their substitutions aside.
-            entries = stage_template(template, settings, Path(tmp) / template.job,
-                                     plans[0].facts)
+            entries = intake.template_entries(flags, Path(tmp))
             jobs = Client(args.server, args.token).submit(entries)
             print(f"submitted {', '.join(jobs)} to {args.server}: {len(entries)} file(s)")
             return 0
-        for variant, plan in zip(variants, plans):  # a job with no variants is its own one
-            source = variant.source
-            entries = stage_job(source, source.settings.merged(flags), Path(tmp) / source.job,
-                                plan.facts)
+        for job in intake.jobs:  # a job with no variants is its own one
             if args.server:
-                jobs = Client(args.server, args.token).submit(entries)
-                print(f"submitted {', '.join(jobs)} to {args.server}: {len(entries)} file(s)")
+                jobs = Client(args.server, args.token).submit(job.entries)
+                print(f"submitted {', '.join(jobs)} to {args.server}: "
+                      f"{len(job.entries)} file(s)")
                 continue
-            submit(args.pachd, source.job, entries)
-            print(f"submitted {source.job}: {len(entries)} file(s) into blends@master, replacing "
-                  f"/{source.job}.blend and /{source.job}/")
+            submit(args.pachd, job.job, job.entries)
+            print(f"submitted {job.job}: {len(job.entries)} file(s) into blends@master, "
+                  f"replacing /{job.job}.blend and /{job.job}/")
     return 0
 
 

@@ -16,7 +16,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tilefarm.blender.runtimes import runner_for
 from tilefarm.cli.flags import add_plan_flags, add_variant_flags, flag_settings
 from tilefarm.cli.ray_cmds import add_ray_flag, ray_pool
 from tilefarm.cli.served import render_via_server
@@ -32,10 +31,9 @@ from tilefarm.plan.schemas import load
 from tilefarm.plan.settings import VideoSettings, parse_size
 from tilefarm.runtime.memory import available
 from tilefarm.server.client import server_of_store
-from tilefarm.splitter.contents import stage_job
-from tilefarm.splitter.intake import open_job
-from tilefarm.splitter.split import FACTS_CACHE_ENV, job_versions, plan_job
-from tilefarm.splitter.variants import VARIANT_CACHE_ENV, expanded, with_sets
+from tilefarm.splitter.prepare import prepared
+from tilefarm.splitter.split import FACTS_CACHE_ENV
+from tilefarm.splitter.variants import VARIANT_CACHE_ENV
 
 
 @dataclass
@@ -159,20 +157,19 @@ def cmd_render(args: argparse.Namespace) -> int:
         jobs: list[str] = []
         caps: dict[str, int | None] = {}  # each job's max_workers
         for raw in args.sources:
-            try:
-                template = with_sets(open_job(Path(raw)), args.variant, args.set or [])
-                runner = runner_for(job_versions(template, flags).rendered_by)
-                for variant in copies.enter_context(expanded(template, args.variant, runner)):
-                    source = variant.source
-                    if source.job in jobs:
-                        raise TilefarmError(f"job {source.job!r} is named twice in this "
+            try:  # the splitter's checks, up front
+                intake = copies.enter_context(prepared(Path(raw), flags, Path(tmp),
+                                                       variants=args.variant,
+                                                       sets=args.set or []))
+                for made in intake.jobs:
+                    if made.job in jobs:
+                        raise TilefarmError(f"job {made.job!r} is named twice in this "
                                             "command", path=raw)
-                    plan = plan_job(source, flags)  # the splitter's checks, up front
-                    _say(source.job, plan)
-                    settings = source.settings.merged(flags)
-                    entries += stage_job(source, settings, Path(tmp), plan.facts)
-                    jobs.append(source.job)
-                    caps[source.job] = settings.max_workers
+                for made in intake.jobs:
+                    _say(made.job, made.plan)
+                    entries += made.entries
+                    jobs.append(made.job)
+                    caps[made.job] = made.settings.max_workers
             except TilefarmError as exc:
                 outcomes.append(JobOutcome(Path(raw).stem, False, str(exc)))
                 print(f"tilefarm: error: {' '.join(str(exc).split())}", file=sys.stderr)

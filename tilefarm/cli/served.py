@@ -12,13 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tilefarm.blender.runtimes import runner_for
 from tilefarm.plan.settings import JobSettings
 from tilefarm.server.client import Client
-from tilefarm.splitter.contents import stage_job
-from tilefarm.splitter.intake import open_job
-from tilefarm.splitter.split import job_versions, plan_job
-from tilefarm.splitter.variants import expanded, with_sets
+from tilefarm.splitter.prepare import prepared
 
 ENDED = ("done", "failed", "cancelled")
 
@@ -28,14 +24,10 @@ def render_via_server(args: argparse.Namespace, flags: JobSettings, url: str) ->
     jobs: list[str] = []
     with tempfile.TemporaryDirectory(prefix="tilefarm-submit-") as tmp:
         for raw in args.sources:
-            template = with_sets(open_job(Path(raw)), args.variant, args.set or [])
-            runner = runner_for(job_versions(template, flags).rendered_by)
-            with expanded(template, args.variant, runner) as variants:
-                for variant in variants:
-                    source = variant.source
-                    plan = plan_job(source, flags)  # the checks render makes, up front
-                    jobs += client.submit(stage_job(source, source.settings.merged(flags),
-                                                    Path(tmp) / source.job, plan.facts))
+            with prepared(Path(raw), flags, Path(tmp), variants=args.variant,
+                          sets=args.set or []) as intake:  # the checks render makes, up front
+                for made in intake.jobs:
+                    jobs += client.submit(made.entries)
     print(f"tilefarm: the server at {url} owns this store: submitted {', '.join(jobs)}; "
           "waiting for it", flush=True)
     while True:

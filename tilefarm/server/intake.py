@@ -17,10 +17,9 @@ from tilefarm.engine.control import Control
 from tilefarm.engine.store import Store, replace_entries
 from tilefarm.errors import JobSourceError, TilefarmError
 from tilefarm.plan.settings import JobSettings
-from tilefarm.splitter.contents import stage_job
-from tilefarm.splitter.intake import check_job_name, open_job
-from tilefarm.splitter.split import RunnerFor, job_versions, plan_job
-from tilefarm.splitter.variants import expanded
+from tilefarm.splitter.intake import check_job_name
+from tilefarm.splitter.prepare import prepared
+from tilefarm.splitter.split import RunnerFor
 
 MAX_UPLOAD = 8 << 30  # bytes; a larger body is refused before it is read
 
@@ -68,22 +67,15 @@ def take(store: Store, entry: Path, runners: RunnerFor,
     """Plan every job ``entry`` makes (a template makes one per variant), then put them into
     ``blends`` in one commit each; return the job names. Raise before putting anything.
     ``runners`` gives the Blender of each runtime (the server's are warm)."""
-    template = open_job(entry)
-    runner = runners(job_versions(template, flags).rendered_by)
     names = []
     with tempfile.TemporaryDirectory(prefix="tilefarm-intake-") as tmp, \
-            expanded(template, None, runner) as variants:
-        staged = []
-        for variant in variants:
-            source = variant.source
-            plan = plan_job(source, flags, runners)  # render's checks, before anything is put
-            settings = source.settings.merged(flags)
-            staged.append((source.job, settings.max_workers,
-                           stage_job(source, settings, Path(tmp) / source.job, plan.facts)))
-        for job, max_workers, entries in staged:
-            replace_entries(store, "blends", "master", [f"/{job}.blend", f"/{job}"], entries)
-            Control(store).set_max_workers(job, max_workers)  # as its settings say, again
-            names.append(job)
+            prepared(entry, flags, Path(tmp), runners=runners) as intake:
+        for job in intake.jobs:
+            replace_entries(store, "blends", "master", [f"/{job.job}.blend", f"/{job.job}"],
+                            job.entries)
+            # As its settings say, again: a job submitted anew takes its settings' cap.
+            Control(store).set_max_workers(job.job, job.settings.max_workers)
+            names.append(job.job)
     return names
 
 

@@ -1,0 +1,71 @@
+"""Intake: the one way a job is taken, whoever takes it.
+
+``render``, ``submit`` (to a server or a Pachyderm cluster), ``render`` on a served store,
+and the server's own intake all go through ``prepared``: open the .blend or job directory,
+add the variant ``--set`` makes, make a job of each variant (a job without variants is its
+own one), plan each with render's checks, and stage each with its files packed. What the
+caller does with the staged jobs (put them into a store, send them) is its own; nothing is
+put before every job of the entry has passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tilefarm.blender import runtimes
+from tilefarm.plan.model import Plan
+from tilefarm.plan.settings import JobSettings
+from tilefarm.splitter.contents import stage_job, stage_template
+from tilefarm.splitter.intake import JobSource, open_job
+from tilefarm.splitter.split import RunnerFor, job_versions, plan_job
+from tilefarm.splitter.variants import expanded, with_sets
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One job, checked and staged."""
+
+    job: str
+    variant: str  # the template's variant it is ("" for a job without variants)
+    settings: JobSettings  # its own merged with the flags
+    plan: Plan
+    entries: list[tuple[str, Path]]  # its files in ``blends``, packed
+
+
+@dataclass(frozen=True)
+class Intake:
+    template: JobSource  # the entry as opened (with --set applied)
+    jobs: list[Prepared]  # a template's variants, or the one job
+
+    def template_entries(self, flags: JobSettings, staging: Path) -> list[tuple[str, Path]]:
+        """The template packed whole, with the variants made here (for a server, which
+        makes them itself and keeps the template: ``contents.stage_template``). A template
+        is no job of its own: its variants' facts stand for it."""
+        variants = self.template.settings.variants or {}
+        settings = replace(self.template.settings.merged(flags),
+                           variants={job.variant: variants[job.variant] for job in self.jobs})
+        return stage_template(self.template, settings, staging / self.template.job,
+                              self.jobs[0].plan.facts)
+
+
+@contextmanager
+def prepared(entry: Path, flags: JobSettings, staging: Path, *,
+             variants: Sequence[str] | None = None, sets: Sequence[str] = (),
+             runners: RunnerFor = runtimes.runner_for) -> Iterator[Intake]:
+    """Every job ``entry`` makes, planned and staged under ``staging``; variants' substituted
+    copies exist while the context lasts. ``runners``: the Blender of each runtime (the
+    server's are warm). Raises, naming the file and key, before anything is put."""
+    template = with_sets(open_job(entry), variants, sets)
+    runner = runners(job_versions(template, flags).rendered_by)
+    with expanded(template, variants, runner) as found:
+        jobs = []
+        for variant in found:
+            source = variant.source
+            plan = plan_job(source, flags, runners)
+            settings = source.settings.merged(flags)
+            jobs.append(Prepared(source.job, variant.name, settings, plan,
+                                 stage_job(source, settings, staging / source.job, plan.facts)))
+        yield Intake(template, jobs)
