@@ -141,12 +141,21 @@ class RayPool(SharedPool):
                     frozenset(k[len(RESOURCE_PREFIX):] for k in resources
                               if k.startswith(RESOURCE_PREFIX)),
                     MemoryBudget(memory) if self.budgets and memory else None)
+        for node in self.nodes.values():
+            if node.id not in seen and node.alive:
+                node.alive = False
+                for slot in node.slots:
+                    slot.alive = False
+        # Every node is known before a slot starts: a slot takes a datum at once, routed
+        # among the runtimes of the whole cluster (routing), never of the nodes seen so far.
+        os.environ[CLUSTER_ENV] = ",".join(self.runtimes())
+        for node in [n for n in self.nodes.values() if n.id in seen]:
             wanted = node.cpus - sum(s.alive for s in node.slots)
             for _ in range(wanted if time.monotonic() >= node.retry_at else 0):
                 self.made += 1
                 actor = self.actor_class.options(
                     num_cpus=1, max_concurrency=4, max_restarts=0,
-                    scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node.id, soft=False),
                 ).remote(f"{os.getpid()}-{self.made}")
                 slot = _Slot(self.made, node, actor)
                 node.slots.append(slot)
@@ -156,12 +165,6 @@ class RayPool(SharedPool):
                                           name=f"ray-slot-{slot.index}")
                 self.threads.append(thread)
                 thread.start()
-        for node in self.nodes.values():
-            if node.id not in seen and node.alive:
-                node.alive = False
-                for slot in node.slots:
-                    slot.alive = False
-        os.environ[CLUSTER_ENV] = ",".join(self.runtimes())
         with self.cond:
             self.cond.notify_all()
 
