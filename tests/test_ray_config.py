@@ -43,3 +43,27 @@ def test_ray_and_memory_are_not_given_together(tmp_path: Path) -> None:
     proc = run_cli("serve", "--root", str(tmp_path), "--ray", "127.0.0.1:1", "--memory", "1GiB")
     assert_one_line_error(proc, "--memory: with --ray, each node's budget is the memory it "
                                 "joined with")
+
+
+def test_a_job_source_is_routed_to_the_runtime_the_splitter_will_choose(tmp_path: Path) -> None:
+    """The splitter's datum (a job's .blend and tilefarm.json, as the store holds them: files
+    named by their hash) needs the runtime the splitter will choose among the cluster's."""
+    from tilefarm.engine.engine import Engine
+    from tilefarm.nodes.routing import _source_runtime
+
+    blend = tmp_path / "fifty.blend"
+    blend.write_bytes(b"BLENDER-v405ENDB" + bytes(20))  # saved by 4.5: a header and its end
+    settings = tmp_path / "tilefarm.json"
+    engine = Engine(tmp_path / "store")
+    try:
+        engine.store.create_repo("blends")
+        for wanted, needed in ((None, "4.5"), ("5.0", "5.0")):
+            settings.write_text(json.dumps({"blend": "fifty.blend", "blender": wanted}
+                                           if wanted else {"blend": "fifty.blend"}))
+            engine.store.put_files("blends", "master", [("/fifty/fifty.blend", blend),
+                                                        ("/fifty/tilefarm.json", settings)])
+            head = engine.store.head("blends")
+            files = tuple(engine.store.files(head.id if head else None))
+            assert _source_runtime(engine.store, files, ("4.5", "5.0")) == needed
+    finally:
+        engine.close()

@@ -47,6 +47,11 @@ def check_blend(path: Path) -> BlendHeader:
     if path.suffix.lower() != ".blend":
         raise BlendFileError(f"not a .blend file (suffix {path.suffix or 'none'!r}); "
                              f"expected {_WANT}", path=path)
+    return blend_header(path)
+
+
+def blend_header(path: Path) -> BlendHeader:
+    """``check_blend`` by content alone, whatever the file's name (a store's object)."""
     if path.stat().st_size == 0:
         raise BlendFileError(f"the file is empty; expected {_WANT}", path=path)
     with path.open("rb") as raw:

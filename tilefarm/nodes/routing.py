@@ -19,7 +19,7 @@ import json
 from collections.abc import Sequence
 from functools import lru_cache
 
-from tilefarm.blender.blendfile import check_blend
+from tilefarm.blender.blendfile import blend_header
 from tilefarm.engine.datums import Datum
 from tilefarm.engine.store import FileInfo, Store
 from tilefarm.errors import TilefarmError
@@ -72,7 +72,8 @@ def _source_runtime(store: Store, files: tuple[FileInfo, ...],
             wanted, blend = read.blender, read.blend
         if blend is not None:
             top = [i for i in top if i.path.rsplit("/", 1)[-1] == blend]
-        saved = {check_blend(store.object_path(i.hash)).blender for i in top}
+        # A store's object is named by its hash: read by content, not by name.
+        saved = {blend_header(store.object_path(i.hash)).blender for i in top}
         if len(saved) != 1:
             return None  # no .blend, or several saved by different Blenders
         return choose_runtime(saved.pop(), series, wanted=wanted).rendered_by
