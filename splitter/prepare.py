@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tilefarm.blender import runtimes
+from tilefarm.errors import JobSourceError
 from tilefarm.plan.model import Plan
 from tilefarm.plan.settings import JobSettings
 from tilefarm.splitter.contents import stage_job, stage_template
@@ -54,11 +55,19 @@ class Intake:
 @contextmanager
 def prepared(entry: Path, flags: JobSettings, staging: Path, *,
              variants: Sequence[str] | None = None, sets: Sequence[str] = (),
-             runners: RunnerFor = runtimes.runner_for) -> Iterator[Intake]:
+             runners: RunnerFor = runtimes.runner_for,
+             tagged: bool = True) -> Iterator[Intake]:
     """Every job ``entry`` makes, planned and staged under ``staging``; variants' substituted
     copies exist while the context lasts. ``runners``: the Blender of each runtime (the
-    server's are warm). Raises, naming the file and key, before anything is put."""
+    server's are warm). ``tagged``: whether the farm has tagged nodes (a Ray cluster's);
+    without, a job with tags is refused. Raises, naming the file and key, before anything
+    is put."""
     template = with_sets(open_job(entry), variants, sets)
+    tags = template.settings.merged(flags).tags
+    if tags and not tagged:
+        raise JobSourceError(f"the job asks for nodes tagged {', '.join(tags)}, and only a "
+                             "Ray cluster has tagged nodes (serve or render with --ray); "
+                             "leave out tags to render here", path=entry)
     runner = runners(job_versions(template, flags).rendered_by)
     with expanded(template, variants, runner) as found:
         jobs = []

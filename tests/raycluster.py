@@ -135,7 +135,8 @@ class Cluster:
         return self
 
     def join(self, name: str, blender: str | None = None, cpus: int = 1,
-             memory: str | None = None, core: int | None = None) -> Node:
+             memory: str | None = None, core: int | None = None,
+             tags: str | None = None) -> Node:
         """Start a worker node with ``tilefarm join``; returns once it has joined. ``core``:
         pin the whole node (raylet, workers, Blender) to that core (``taskset``), so that its
         one CPU is one core, denoising and compositing included."""
@@ -168,6 +169,8 @@ class Cluster:
             argv += ["--blender", blender]
         if memory:
             argv += ["--memory", memory]
+        if tags:
+            argv += ["--tags", tags]
         if core is not None:
             argv = ["taskset", "-c", str(core), *argv]
         if netns is not None:

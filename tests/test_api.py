@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -205,3 +206,31 @@ def test_max_workers_below_one_is_refused_in_one_line(tmp_path: Path) -> None:
     (settings / "shot.blend").write_bytes(blend.read_bytes())
     (settings / "tilefarm.json").write_text('{"max_workers": 0}')
     assert_one_line_error(run_cli("plan", str(settings)), "max_workers")
+
+
+def test_tags_are_checked_and_need_a_ray_cluster(tmp_path: Path) -> None:
+    from tilefarm.plan.tags import may_run, parse_tags, waiting_for
+
+    assert parse_tags(" spot, gpu,spot ", "--tags") == ["gpu", "spot"]
+    assert may_run(["spot"], ["spot", "gpu"]) and not may_run(["spot", "gpu"], ["spot"])
+    assert may_run([], []) and not may_run([], ["spot"])  # untagged jobs: untagged nodes
+    assert waiting_for(["spot"]) == "waiting for a node tagged spot"
+    blend = tmp_path / "shot.blend"
+    blend.write_bytes(b"BLENDER-v405 never opened: the flag is checked first")
+    assert_one_line_error(run_cli("render", str(blend), "--out", str(tmp_path / "o"), "--tags",
+                                  "Spot!"), "--tags: tag 'Spot!' is not allowed")
+    assert_one_line_error(run_cli("join", "127.0.0.1:1", "--tags", ","),
+                          "--tags: ',' names no tag")
+    # A farm of one machine has no tagged node: the server refuses the job at intake.
+    job = tmp_path / "card"
+    job.mkdir()
+    (job / "shot.blend").write_bytes(b"BLENDER-v405ENDB" + bytes(20))  # the least .blend
+    (job / "tilefarm.json").write_text('{"tags": ["spot"]}')
+    archive = tmp_path / "card.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(job, arcname="card")
+    with running_server(tmp_path / "store") as url:
+        status, answer = raw_post(url, "/api/jobs", archive.stat().st_size,
+                                  archive.read_bytes())
+        assert status == 400 and "only a Ray cluster has tagged nodes" in answer, answer
+        assert api(url, "GET", "/api/jobs") == (200, [])

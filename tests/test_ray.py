@@ -6,6 +6,7 @@ of several machines relies on them."""
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,3 +157,39 @@ def test_cancel_ends_the_blender_on_a_remote_node_within_2_s(
         wait_for(lambda: job(url, "long")["state"] == "cancelled", 30, "the cancel")  # type: ignore[index]
 
 
+
+
+def test_a_tagged_job_waits_for_its_node_and_runs_only_there(
+        cluster: Cluster, scenes: Scenes, tmp_path: Path) -> None:
+    """A job tagged spot waits, saying so, until a node tagged spot joins, then renders on
+    it alone; an untagged job never runs on the tagged node."""
+    tagged = tmp_path / "tagged.blend"
+    tagged.write_bytes(scenes["plain"].read_bytes())
+    ours = tmp_path / "ours"
+    proc = subprocess.Popen([str(BIN / "tilefarm"), "render", str(tagged), "--out", str(ours),
+                             "--ray", cluster.address, "--tags", "spot"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said: list[str] = []
+    reader = threading.Thread(target=lambda: said.extend(iter(proc.stderr.readline, "")),  # type: ignore[union-attr]
+                              daemon=True)
+    reader.start()
+    wait_for(lambda: any("tagged: waiting for a node tagged spot" in line for line in said)
+             or None, 180, "the job to say what it waits for")
+    assert proc.poll() is None and not (ours / ".tilefarm" / "logs" / "renderer").exists()
+    spot = cluster.join("s", blender="4.5", tags="spot")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, "".join(said)
+    for pipeline in ("splitter", "renderer", "merger", "encoder"):
+        assert set(nodes_of(ours, pipeline)) == {spot.ip}, pipeline
+    untagged = tmp_path / "untagged.blend"
+    untagged.write_bytes(scenes["plain"].read_bytes())
+    proc2 = render(cluster, untagged, tmp_path / "theirs", "--tiles", "2x2")
+    assert proc2.returncode == 0, proc2.stderr
+    for pipeline in ("splitter", "renderer", "merger", "encoder"):
+        assert spot.ip not in nodes_of(tmp_path / "theirs", pipeline), pipeline
+    # The server says so in the job's record.
+    with running_server(tmp_path / "store", "--ray", cluster.address) as url:
+        assert run_cli("submit", str(untagged), "--server", url, "--tags", "gpu").returncode == 0
+        view = wait_for(lambda: (j := job(url, "untagged")) and j["waiting"] and j, 60,
+                        "the record to say what the job waits for")
+        assert view["waiting"] == "waiting for a node tagged gpu" and view["tags"] == ["gpu"]

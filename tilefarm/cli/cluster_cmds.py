@@ -50,7 +50,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     flags = flag_settings(args)
     with tempfile.TemporaryDirectory(prefix="tilefarm-submit-") as tmp, \
             prepared(Path(args.source), flags, Path(tmp), variants=args.variant,
-                     sets=args.set or []) as intake:  # render's checks, before anything is put
+                     sets=args.set or [], tagged=bool(args.server)) as intake:
+        # Render's checks, before anything is put (a server says whether it has tagged nodes).
         if args.server and intake.template.settings.variants:
             # The template goes whole: the server makes its variants and keeps it, so its
             # page can make more (GET /api/templates).

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tilefarm.cli.flags import add_plan_flags, flag_settings
+from tilefarm.cli.render_cmd import PROBE_ENV
 from tilefarm.engine.store import Store, records
 from tilefarm.errors import TilefarmError, UsageError
 from tilefarm.plan import layout
@@ -127,6 +128,7 @@ def probe(args: argparse.Namespace, job: str, frames: list[int], work: Path) -> 
     if args.allow_missing:
         argv.append("--allow-missing")
     env = {k: v for k, v in os.environ.items() if k != "TILEFARM_ROOT"}
+    env[PROBE_ENV] = "1"  # measured here, whatever nodes the job's tags ask for
     start = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, env=env,
                           stdin=subprocess.DEVNULL)

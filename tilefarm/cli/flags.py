@@ -6,6 +6,7 @@ import argparse
 
 from tilefarm.plan.planner import check_settings
 from tilefarm.plan.settings import JobSettings
+from tilefarm.plan.tags import parse_tags
 
 
 def add_plan_flags(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +28,9 @@ def add_plan_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-workers", metavar="N", type=int,
                         help="run at most N datums of this job at once (default: as many as "
                         "there are workers); the others take other jobs' datums meanwhile")
+    parser.add_argument("--tags", metavar="TAG[,TAG]",
+                        help="run only on Ray nodes joined with all these tags (tilefarm join "
+                        "--tags); without, only on untagged nodes")
     parser.add_argument("--allow-missing", action="store_true",
                         help="render even though files the scene uses are missing (listed as a "
                         "warning); without it such a job is refused before rendering")
@@ -46,7 +50,9 @@ def flag_settings(args: argparse.Namespace) -> JobSettings:
                            overscan=args.overscan, scene=args.scene,
                            allow_missing=True if args.allow_missing else None,
                            blender=args.blender, memory_limit=args.memory_limit,
-                           max_workers=args.max_workers)
+                           max_workers=args.max_workers,
+                           tags=parse_tags(args.tags, "--tags") if args.tags is not None
+                           else None)
     check_settings(settings, {name: f"--{name.replace('_', '-')}" for name in
                               ("frames", "tiles", "chunk", "overscan", "memory_limit",
                                "max_workers")})

@@ -15,6 +15,8 @@ from tilefarm.blender import runtimes
 from tilefarm.engine.pools import SharedPool
 from tilefarm.errors import UsageError
 from tilefarm.plan.settings import parse_size
+from tilefarm.plan.tags import RESOURCE_PREFIX as TAG_PREFIX
+from tilefarm.plan.tags import parse_tags
 from tilefarm.plan.versions import install_hint, series_key
 from tilefarm.sizes import format_size
 
@@ -73,7 +75,9 @@ def node_runtimes(wanted: str | None) -> list[str]:
 
 def cmd_join(args: argparse.Namespace) -> int:
     series = node_runtimes(args.blender)
-    resources = {f"blender-{s}": 1 for s in series}
+    tags = parse_tags(args.tags, "--tags") if args.tags is not None else []
+    resources = {**{f"blender-{s}": 1 for s in series},
+                 **{f"{TAG_PREFIX}{tag}": 1 for tag in tags}}
     argv = [ray_program(), "start", "--address", args.head, "--resources",
             json.dumps(resources), "--disable-usage-stats"]
     if args.gpus is not None:
@@ -97,7 +101,8 @@ def cmd_join(args: argparse.Namespace) -> int:
     env = {**os.environ, CACHE_ENV: str(cache)}
     what = (f"Blender {', '.join(series)}; cache {cache}"
             + (f"; {format_size(memory)}" if memory is not None else "")
-            + (f"; {args.gpus} GPUs" if args.gpus else ""))
+            + (f"; {args.gpus} GPUs" if args.gpus else "")
+            + (f"; tagged {','.join(tags)}" if tags else ""))
     if args.block:
         print(f"tilefarm: joining {args.head} ({what}); Ctrl-C leaves", flush=True)
         return subprocess.call(argv + ["--block"], env=env)
@@ -127,6 +132,9 @@ def _join_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                    help="CPUs to offer: one datum runs per CPU (default: Ray's count)")
     p.add_argument("--memory", metavar="SIZE",
                    help="memory the node's datums may use together, e.g. 16GiB (default: Ray's)")
+    p.add_argument("--tags", metavar="TAG[,TAG]",
+                   help="tags of this node, e.g. spot,gpu: it runs only jobs asking for tags it "
+                   "has (render/submit --tags); untagged jobs run only on untagged nodes")
     p.add_argument("--cache", metavar="DIR",
                    help="where the node keeps job files by hash (default ~/.cache/tilefarm/node)")
     p.add_argument("--node-ip-address", metavar="IP", help="this node's address, as ray start")

@@ -28,12 +28,17 @@ from tilefarm.pipelines.specs import packaged_specs
 from tilefarm.plan import layout
 from tilefarm.plan.model import Plan
 from tilefarm.plan.schemas import load
-from tilefarm.plan.settings import VideoSettings, parse_size
+from tilefarm.plan.settings import JobSettings, VideoSettings, parse_size
 from tilefarm.runtime.memory import available
 from tilefarm.server.client import server_of_store
 from tilefarm.splitter.prepare import prepared
 from tilefarm.splitter.split import FACTS_CACHE_ENV
 from tilefarm.splitter.variants import VARIANT_CACHE_ENV
+
+
+# Set by ``tilefarm estimate`` for its probe renders, which measure on this machine
+# whatever nodes a job's tags ask for.
+PROBE_ENV = "TILEFARM_ESTIMATE_PROBE"
 
 
 @dataclass
@@ -155,12 +160,14 @@ def cmd_render(args: argparse.Namespace) -> int:
         ensure_pipelines(engine)
         entries: list[tuple[str, Path]] = []
         jobs: list[str] = []
-        caps: dict[str, int | None] = {}  # each job's max_workers
+        steered: dict[str, JobSettings] = {}  # what each job's settings steer
         for raw in args.sources:
             try:  # the splitter's checks, up front
                 intake = copies.enter_context(prepared(Path(raw), flags, Path(tmp),
                                                        variants=args.variant,
-                                                       sets=args.set or []))
+                                                       sets=args.set or [],
+                                                       tagged=remote is not None
+                                                       or PROBE_ENV in os.environ))
                 for made in intake.jobs:
                     if made.job in jobs:
                         raise TilefarmError(f"job {made.job!r} is named twice in this "
@@ -169,7 +176,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                     _say(made.job, made.plan)
                     entries += made.entries
                     jobs.append(made.job)
-                    caps[made.job] = made.settings.max_workers
+                    steered[made.job] = made.settings
             except TilefarmError as exc:
                 outcomes.append(JobOutcome(Path(raw).stem, False, str(exc)))
                 print(f"tilefarm: error: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -177,8 +184,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         if jobs:
             remove = [p for j in jobs for p in (f"/{j}.blend", f"/{j}")]
             replace_entries(engine.store, "blends", "master", remove, entries)
-            for job, cap in caps.items():
-                engine.control.set_max_workers(job, cap)
+            for job, settings in steered.items():
+                engine.control.take_settings(job, settings.max_workers, settings.tags)
             display = ProgressDisplay(engine)
             reports = engine.run_pending(workers=args.workers, progress=display.update,
                                          on_job=display.start)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ class JobControl:
     paused: bool = False
     cancelled: bool = False
     max_workers: int | None = None
+    tags: tuple[str, ...] = ()  # the node tags it runs on (plan.tags)
 
     @property
     def held(self) -> bool:
@@ -75,7 +76,8 @@ class Control:
     @staticmethod
     def _of(row: Any) -> JobControl:
         return JobControl(row["job"], row["priority"], bool(row["paused"]),
-                          bool(row["cancelled"]), row["max_workers"])
+                          bool(row["cancelled"]), row["max_workers"],
+                          tuple(t for t in (row["tags"] or "").split(",") if t))
 
     def get(self, job: str) -> JobControl:
         row = records.control(self.store, job)
@@ -90,7 +92,14 @@ class Control:
     def _set(self, job: str, **values: Any) -> None:
         current = dataclasses.replace(self.get(job), **values)
         records.put_control(self.store, job, current.priority, int(current.paused),
-                            int(current.cancelled), current.max_workers)
+                            int(current.cancelled), current.max_workers,
+                            ",".join(current.tags) or None)
+
+    def take_settings(self, job: str, max_workers: int | None,
+                      tags: Sequence[str] | None) -> None:
+        """What a job's settings steer, as a submission gives them (each submission anew)."""
+        self._set(job, tags=tuple(sorted(tags or ())))
+        self.set_max_workers(job, max_workers)
 
     def set_max_workers(self, job: str, workers: int | None) -> None:
         """At most ``workers`` datums of ``job`` at once (None: no cap beyond the farm's)."""

@@ -31,12 +31,15 @@ from typing import Any
 
 from tilefarm.blender.runtimes import CLUSTER_ENV
 from tilefarm.engine.budget import MemoryBudget
+from tilefarm.engine.control import Control
 from tilefarm.engine.pools import SharedPool
 from tilefarm.engine.store import Store, records
 from tilefarm.engine.workers import DatumRun, JobWorkers
 from tilefarm.errors import UsageError
 from tilefarm.nodes.node import NodeWorker
 from tilefarm.nodes.routing import RESOURCE_PREFIX, runtime_needed
+from tilefarm.plan.tags import RESOURCE_PREFIX as TAG_PREFIX
+from tilefarm.plan.tags import may_run, waiting_for
 from tilefarm.runtime.files import write_bytes
 
 RENDER_STAGE = "renderer"  # its datums go after every other stage's (see above)
@@ -74,6 +77,7 @@ class _Node:
     cpus: int
     runtimes: frozenset[str]
     budget: MemoryBudget | None
+    tags: frozenset[str] = frozenset()  # tilefarm join --tags (plan.tags)
     slots: list["_Slot"] = field(default_factory=list)
     alive: bool = True
     retry_at: float = 0.0  # no new slot before then: its last actor did not start
@@ -107,6 +111,7 @@ class RayPool(SharedPool):
         self.refs: dict[str, tuple[Any, float]] = {}  # sha256 -> (object ref, last asked)
         self.refs_lock = threading.Lock()
         self.waiting_said = False
+        self.waiting_for: set[str] = set()  # shots said to wait for a node with their tags
         self.store: Store | None = None  # the engine's, for routing (set by its first job)
         self.refresh_every = refresh
         self.stopped = threading.Event()  # set by close: the watcher ends at once
@@ -140,7 +145,9 @@ class RayPool(SharedPool):
                     node_id, info.get("NodeManagerAddress", "?"), int(resources.get("CPU", 0)),
                     frozenset(k[len(RESOURCE_PREFIX):] for k in resources
                               if k.startswith(RESOURCE_PREFIX)),
-                    MemoryBudget(memory) if self.budgets and memory else None)
+                    MemoryBudget(memory) if self.budgets and memory else None,
+                    frozenset(k[len(TAG_PREFIX):] for k in resources
+                              if k.startswith(TAG_PREFIX)))
         for node in self.nodes.values():
             if node.id not in seen and node.alive:
                 node.alive = False
@@ -178,13 +185,34 @@ class RayPool(SharedPool):
 
     # -- scheduling --------------------------------------------------------------------------
 
+    def node_tags(self) -> list[frozenset[str]]:
+        """The tags of each node that runs datums now."""
+        return [n.tags for n in list(self.nodes.values()) if n.alive and n.cpus]
+
     def accepts(self, node: _Node) -> Any:
         series = self.runtimes()
+        controls = Control(self.store).all() if self.store else {}
 
         def accept(run: DatumRun) -> bool:
+            steer = controls.get(run.shot or "")
+            if not may_run(steer.tags if steer else (), node.tags):
+                return False
             needed = runtime_needed(self.store, run.datum, series) if self.store else None
             return needed is None or needed in node.runtimes
         return accept
+
+    def _say_waiting(self, job: JobWorkers) -> None:
+        """Say once per shot that its datums wait for a node with its tags."""
+        if job.control is None:
+            return
+        offered = self.node_tags()
+        for shot in {run.shot for run in list(job.queue) if run.shot}:
+            tags = job.control.get(shot).tags
+            if shot not in self.waiting_for and not any(may_run(tags, t) for t in offered):
+                self.waiting_for.add(shot)
+                print(f"tilefarm: {shot}: {waiting_for(tags)} (tilefarm join HEAD"
+                      + (f" --tags {','.join(tags)})" if tags else ")"), file=sys.stderr,
+                      flush=True)
 
     def drive(self, job: JobWorkers) -> None:
         self.store = job.store  # one engine's: every job's
@@ -195,6 +223,8 @@ class RayPool(SharedPool):
                     self.waiting_said = True
                     print("tilefarm: waiting for a Ray node with CPUs to join the cluster "
                           "(tilefarm join HEAD)", file=sys.stderr, flush=True)
+                elif any(s.alive for s in self.slots):
+                    self._say_waiting(job)
                 self.cond.wait(timeout=1.0)
 
     def order(self, job: JobWorkers, key: tuple[int, ...]) -> tuple[int, ...]:

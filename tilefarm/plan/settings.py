@@ -61,6 +61,7 @@ class JobSettings:
     notify: str | None = None  # tilefarm serve's webhook URL for this job
     memory_limit: str | int | None = None  # the most one Blender may use (runtime.memory sizes)
     max_workers: int | None = None  # the most datums of this job that run at once
+    tags: list[str] | None = None  # run only on nodes with all these tags (plan.tags)
     variants: dict[str, VariantSettings] | None = None  # a template job's personalised renders
 
     def merged(self, later: "JobSettings") -> "JobSettings":

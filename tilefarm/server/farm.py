@@ -28,6 +28,7 @@ from tilefarm.engine.engine import Engine
 from tilefarm.engine.pools import SharedPool
 from tilefarm.engine.shots import ShotScheduler
 from tilefarm.pipelines.specs import packaged_specs
+from tilefarm.plan.tags import may_run, waiting_for
 from tilefarm.runtime.memory import available
 from tilefarm.server import state, templates
 from tilefarm.server.intake import take
@@ -124,7 +125,8 @@ class Farm:
 
     def _take(self, entry: Path) -> list[str]:
         with self.reader() as engine:
-            return take(engine.store, entry, self.intake_runner)
+            return take(engine.store, entry, self.intake_runner,
+                        tagged=self.engine.remote is not None)
 
     def add_variant(self, job: str, name: str, form: dict[str, str],
                     images: dict[str, tuple[str, Path]], into: Path) -> str:
@@ -178,6 +180,11 @@ class Farm:
     def _recompute(self, engine: Engine) -> None:
         with self._views_lock:
             views = state.all_views(engine, self.busy)
+            offered = self._node_tags()
+            for view in views:
+                if offered is not None and view.state in ("queued", "running") and not any(
+                        may_run(view.tags, tags) for tags in offered):
+                    view.waiting = waiting_for(view.tags)
             documents = [v.document() for v in views]
             if documents == self.snapshot:
                 return
@@ -186,6 +193,11 @@ class Farm:
             self._notify(engine, views)
         for listener in list(self.listeners):
             listener()
+
+    def _node_tags(self) -> list[frozenset[str]] | None:
+        """Each node's tags on a Ray cluster (``nodes.pool``); None on one machine."""
+        tags = getattr(self.engine.remote, "node_tags", None)
+        return tags() if tags is not None else None
 
     def refresh(self) -> None:
         """Recompute the view now: a write through the API shows in the very next read."""

@@ -63,18 +63,19 @@ def blend_name(name: str) -> str:
 
 
 def take(store: Store, entry: Path, runners: RunnerFor,
-         flags: JobSettings = JobSettings()) -> list[str]:
+         flags: JobSettings = JobSettings(), tagged: bool = False) -> list[str]:
     """Plan every job ``entry`` makes (a template makes one per variant), then put them into
     ``blends`` in one commit each; return the job names. Raise before putting anything.
-    ``runners`` gives the Blender of each runtime (the server's are warm)."""
+    ``runners`` gives the Blender of each runtime (the server's are warm); ``tagged``:
+    the farm has tagged nodes (a Ray cluster)."""
     names = []
     with tempfile.TemporaryDirectory(prefix="tilefarm-intake-") as tmp, \
-            prepared(entry, flags, Path(tmp), runners=runners) as intake:
+            prepared(entry, flags, Path(tmp), runners=runners, tagged=tagged) as intake:
         for job in intake.jobs:
             replace_entries(store, "blends", "master", [f"/{job.job}.blend", f"/{job.job}"],
                             job.entries)
             # As its settings say, again: a job submitted anew takes its settings' cap.
-            Control(store).set_max_workers(job.job, job.settings.max_workers)
+            Control(store).take_settings(job.job, job.settings.max_workers, job.settings.tags)
             names.append(job.job)
     return names
 

@@ -46,6 +46,8 @@ JOB = _obj({
     "frames_in_flight": {"type": "object", "additionalProperties": INT},
     "peak_memory_bytes": {"type": ["integer", "null"]},
     "max_workers": CAP, "datums_running": {"type": "integer", "minimum": 0},
+    "tags": {"type": "array", "items": STR},
+    "waiting": {"type": ["string", "null"]},
 })
 JOB_DETAIL = {"allOf": [_ref("Job"), _obj({
     "seconds_per_frame": {"type": "object", "additionalProperties": NUM},

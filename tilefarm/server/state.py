@@ -43,6 +43,8 @@ class JobView:
     peak_memory_bytes: int | None = None  # the largest datum's peak, from the OS
     max_workers: int | None = None  # the most datums of the job at once (None: no cap)
     datums_running: int = 0  # its datums running now, over every pipeline
+    tags: list[str] = field(default_factory=list)  # the node tags it runs on (plan.tags)
+    waiting: str | None = None  # why it does not run: no node with its tags (farm.Farm)
 
     def document(self) -> dict[str, Any]:
         return asdict(self)
@@ -263,7 +265,7 @@ def view(engine: Engine, job: str, running: bool) -> JobView:
                    peak_memory_bytes=max((p for name, r in rows.items()
                                           for p in peaks(engine, name, r).values()
                                           if p is not None), default=None),
-                   max_workers=control.max_workers,
+                   max_workers=control.max_workers, tags=list(control.tags),
                    datums_running=sum(1 for r in rows.values() for d in r if running_now(d)))
 
 

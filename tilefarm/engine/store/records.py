@@ -237,9 +237,9 @@ def controls(store: Store) -> list[Row]:
 
 
 def put_control(store: Store, job: str, priority: int, paused: int, cancelled: int,
-                max_workers: int | None) -> None:
+                max_workers: int | None, tags: str | None) -> None:
     _run(store, "INSERT INTO job_control (job, priority, paused, cancelled, max_workers, "
-         "changed) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(job) DO UPDATE SET "
+         "tags, changed) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job) DO UPDATE SET "
          "priority=excluded.priority, paused=excluded.paused, cancelled=excluded.cancelled, "
-         "max_workers=excluded.max_workers, changed=excluded.changed",
-         job, priority, paused, cancelled, max_workers, time.time())
+         "max_workers=excluded.max_workers, tags=excluded.tags, changed=excluded.changed",
+         job, priority, paused, cancelled, max_workers, tags, time.time())

@@ -50,4 +50,5 @@ MIGRATIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("jobs", "shot", "TEXT", ()),
     ("datums", "peak_memory", "INTEGER", ()),  # bytes: the datum's largest process
     ("job_control", "max_workers", "INTEGER", ()),  # the most datums of the job at once
+    ("job_control", "tags", "TEXT", ()),  # the node tags it runs on, comma-separated
 )

@@ -273,3 +273,4 @@ function connect() {
   events.onerror = () => { $("live").textContent = "reconnecting…"; };
 }
 connect();
+loadTemplates();
