@@ -234,3 +234,35 @@ def test_tags_are_checked_and_need_a_ray_cluster(tmp_path: Path) -> None:
                                   archive.read_bytes())
         assert status == 400 and "only a Ray cluster has tagged nodes" in answer, answer
         assert api(url, "GET", "/api/jobs") == (200, [])
+
+
+def test_the_server_socket_lets_asyncio_send_answers_at_once() -> None:
+    """asyncio turns Nagle off (TCP_NODELAY) only on sockets that name IPPROTO_TCP; on one
+    that did not, every answer on a keep-alive connection waited for a delayed ACK."""
+    import asyncio
+
+    from tilefarm.server.serve import listening
+
+    sock = listening("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+
+        async def accepted_nodelay() -> int:
+            seen: list[int] = []
+
+            async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                raw = writer.get_extra_info("socket")
+                seen.append(raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                writer.close()
+
+            server = await asyncio.start_server(handle, sock=sock)
+            _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            while not seen:
+                await asyncio.sleep(0.01)
+            writer.close()
+            server.close()
+            return seen[0]
+
+        assert asyncio.run(accepted_nodelay()) != 0
+    finally:
+        sock.close()

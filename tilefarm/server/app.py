@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -43,19 +44,28 @@ from tilefarm.server.previews import partial_frame, thumbnail
 from tilefarm.server.uploads import UploadFolder, receive_to, variant_form
 
 class Changes:
-    """Wakes the event streams (on the event loop) when the farm's view changes (on the
-    farm's watcher thread)."""
+    """Every version of the farm's view (made on the farm's watcher thread), in order, for the
+    event streams (on the event loop): each subscriber is sent every version, never only
+    the latest, so a state that lasts a moment reaches it too. The last HISTORY are kept; a
+    subscriber further behind skips to those."""
 
-    def __init__(self) -> None:
+    HISTORY = 256
+
+    def __init__(self, version: int, data: bytes) -> None:
         self.event = asyncio.Event()
         self.loop = asyncio.get_running_loop()
+        self.versions: deque[tuple[int, bytes]] = deque([(version, data)], maxlen=self.HISTORY)
 
-    def changed(self) -> None:  # any thread
-        self.loop.call_soon_threadsafe(self._bump)
+    def changed(self, version: int, data: bytes) -> None:  # any thread
+        self.loop.call_soon_threadsafe(self._add, version, data)
 
-    def _bump(self) -> None:
+    def _add(self, version: int, data: bytes) -> None:
+        self.versions.append((version, data))
         self.event.set()
         self.event = asyncio.Event()
+
+    def since(self, seen: int) -> list[tuple[int, bytes]]:
+        return [(v, d) for v, d in self.versions if v > seen]
 
 
 class Api:
@@ -78,8 +88,11 @@ class Api:
     def openapi(self, request: Request) -> JSONResponse:
         return JSONResponse(openapi_document())
 
-    def jobs(self, request: Request) -> JSONResponse:
-        return JSONResponse(self.farm.current_view())
+    async def jobs(self, request: Request) -> Response:
+        if not self.farm.version:  # before the watcher's first view: computed once, aside
+            return Response(await run_in_threadpool(self.farm.current_view),
+                            media_type="application/json")
+        return Response(self.farm.snapshot_json, media_type="application/json")
 
     def _known(self, engine: Any, job: str) -> None:
         if job not in state.shots(engine):
@@ -164,10 +177,11 @@ class Api:
             seen = -1
             while not self.farm.stopping.is_set():
                 event = changes.event  # taken first: a change after this wakes the wait
-                version, snapshot = self.farm.version, self.farm.snapshot
-                if version != seen:
+                newer = changes.since(seen)
+                for version, data in newer if seen >= 0 else newer[-1:]:  # first: the latest
                     seen = version
-                    yield {"event": "jobs", "data": json.dumps(snapshot)}
+                    yield {"event": "jobs", "data": data.decode()}
+                if newer:
                     continue
                 try:
                     await asyncio.wait_for(event.wait(), timeout=5.0)
@@ -336,7 +350,7 @@ def build_app(farm: Farm, token: str | None) -> TokenGate:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        api.changes = Changes()
+        api.changes = Changes(farm.version, farm.snapshot_json)
         farm.listeners.append(api.changes.changed)
         yield
         farm.listeners.remove(api.changes.changed)

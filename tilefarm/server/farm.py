@@ -58,7 +58,9 @@ class Farm:
                                        on_end=self._job_ended)
         self.version = 0
         self.snapshot: list[dict[str, Any]] = []
-        self.listeners: list[Callable[[], None]] = []  # told (on the watcher) of each change
+        self.snapshot_json = b"[]"  # the snapshot as GET /api/jobs sends it
+        # Told (on the watcher) of each new version of the view: (version, its JSON).
+        self.listeners: list[Callable[[int, bytes], None]] = []
         self._views_lock = threading.Lock()  # one recomputation of the view at a time
         # Blender Asset Tracer is not thread-safe (splitter/pack.py): one intake at a time.
         self._take_lock = threading.Lock()
@@ -186,13 +188,14 @@ class Farm:
                         may_run(view.tags, tags) for tags in offered):
                     view.waiting = waiting_for(view.tags)
             documents = [v.document() for v in views]
-            if documents == self.snapshot:
-                return
+            if documents == self.snapshot and self.version:
+                return  # unchanged (the first view counts as a change: it is the first)
             self.snapshot = documents
+            self.snapshot_json = json.dumps(documents).encode()
             self.version += 1
             self._notify(engine, views)
-        for listener in list(self.listeners):
-            listener()
+            for listener in list(self.listeners):  # in order: under the lock (they only queue)
+                listener(self.version, self.snapshot_json)
 
     def _node_tags(self) -> list[frozenset[str]] | None:
         """Each node's tags on a Ray cluster (``nodes.pool``); None on one machine."""
@@ -204,11 +207,12 @@ class Farm:
         with self.reader() as engine:
             self._recompute(engine)
 
-    def current_view(self) -> list[dict[str, Any]]:
-        """The jobs view (``GET /api/jobs``), computed now if the watcher has not yet."""
+    def current_view(self) -> bytes:
+        """The jobs view as ``GET /api/jobs`` sends it (JSON), computed now if the watcher
+        has not yet."""
         if not self.version:
             self.refresh()
-        return self.snapshot
+        return self.snapshot_json
 
     # -- webhooks ----------------------------------------------------------------------------
 
