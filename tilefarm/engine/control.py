@@ -10,7 +10,7 @@ A render job (a shot) is a top-level entry of the ``blends`` repo: ``/SHOT.blend
   downstream); a resume runs them in a new job, skipping finished work as a rerun does.
 - **Workers per job** (``max_workers``): at most N datums of the shot run at once, over
   every pipeline; the other workers take other shots' datums meanwhile. The count of
-  running datums is this engine's (``started``/``ended``), kept in memory.
+  running datums is this engine's (``try_start``/``ended``), kept in memory.
 - **Cancel** also kills the processes serving the shot (Blender included: each runs in its
   own process group) and records their datums as ``deferred``, never ``failed``, so the
   store holds only whole outputs and a resume renders what was cut short.
@@ -108,10 +108,15 @@ class Control:
 
     # -- datums running now, for max_workers ---------------------------------------------------
 
-    def started(self, shot: str | None) -> None:
-        if shot is not None:
-            with self._guard:
-                self._running[shot] = self._running.get(shot, 0) + 1
+    def try_start(self, shot: str, cap: int | None) -> bool:
+        """Count one more running datum of ``shot``, unless ``cap`` are running already
+        (checked and counted at once: workers of every pipeline ask)."""
+        with self._guard:
+            running = self._running.get(shot, 0)
+            if cap is not None and running >= cap:
+                return False
+            self._running[shot] = running + 1
+            return True
 
     def ended(self, shot: str | None, capped: bool) -> None:
         """A datum of ``shot`` ended; ``capped``: its shot has a cap, so workers of every

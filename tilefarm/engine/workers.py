@@ -167,13 +167,15 @@ class JobWorkers:
                 self._defer(run)
 
     def take(self, run: DatumRun) -> bool:
-        """Take ``run`` (from ``peek``) off the queue; False if another worker took it."""
+        """Take ``run`` (from ``peek``) off the queue; False if another worker took it, or
+        its job has reached its ``max_workers`` since."""
         with self.lock:
             if self.stopping.is_set() or run not in self.queue:
                 return False
+            if self.control is not None and run.shot is not None and not \
+                    self.control.try_start(run.shot, self.control.get(run.shot).max_workers):
+                return False  # its job reached max_workers since peek looked
             self.queue.remove(run)
-        if self.control is not None:
-            self.control.started(run.shot)
         return True
 
     def next_run(self) -> DatumRun | None:
