@@ -31,6 +31,7 @@ from tilefarm.pipelines.specs import packaged_specs
 from tilefarm.plan.tags import may_run, waiting_for
 from tilefarm.runtime.memory import available
 from tilefarm.server import state, templates
+from tilefarm.server.gate import scrub
 from tilefarm.server.intake import take
 from tilefarm.splitter.split import FACTS_CACHE_ENV
 from tilefarm.splitter.variants import VARIANT_CACHE_ENV
@@ -184,6 +185,7 @@ class Farm:
             views = state.all_views(engine, self.busy)
             offered = self._node_tags()
             for view in views:
+                view.error = scrub(view.error, self.root)  # job-relative names, as the API's
                 if offered is not None and view.state in ("queued", "running") and not any(
                         may_run(view.tags, tags) for tags in offered):
                     view.waiting = waiting_for(view.tags)
