@@ -177,23 +177,33 @@ class Store:
             db.execute("INSERT INTO repos VALUES (?, ?)", (name, time.time()))
             db.execute("INSERT INTO branches VALUES (?, 'master', NULL)", (name,))
 
+    # Reads hold the lock too: a statement still stepping keeps a read transaction open on
+    # the shared connection, and another thread's write inside it could not be upgraded
+    # once a second connection (a server's reader) had written: SQLite then says "database
+    # is locked" at once, without waiting (found by schemathesis, two runs side by side).
+
     def repos(self) -> list[str]:
-        return [r["name"] for r in self.db.execute("SELECT name FROM repos ORDER BY name")]
+        with self.lock:
+            return [r["name"] for r in self.db.execute("SELECT name FROM repos ORDER BY name")]
 
     def has_repo(self, name: str) -> bool:
-        return self.db.execute("SELECT 1 FROM repos WHERE name=?", (name,)).fetchone() is not None
+        with self.lock:
+            return self.db.execute("SELECT 1 FROM repos WHERE name=?",
+                                   (name,)).fetchone() is not None
 
     def head(self, repo: str, branch: str = "master") -> Commit | None:
         if not self.has_repo(repo):
             raise StoreError(f"repo {repo!r} does not exist; see `tilefarm list repo`")
-        row = self.db.execute("SELECT head FROM branches WHERE repo=? AND name=?",
-                              (repo, branch)).fetchone()
+        with self.lock:
+            row = self.db.execute("SELECT head FROM branches WHERE repo=? AND name=?",
+                                  (repo, branch)).fetchone()
         if row is None:
             raise StoreError(f"branch {repo}@{branch} does not exist")
         return self.commit(row["head"]) if row["head"] else None
 
     def commit(self, commit_id: str) -> Commit:
-        row = self.db.execute("SELECT * FROM commits WHERE id=?", (commit_id,)).fetchone()
+        with self.lock:
+            row = self.db.execute("SELECT * FROM commits WHERE id=?", (commit_id,)).fetchone()
         if row is None:
             raise StoreError(f"commit {commit_id!r} does not exist")
         return Commit(row["id"], row["repo"], row["branch"], row["parent"], row["created"],
@@ -203,15 +213,18 @@ class Store:
         sql, args = "SELECT id FROM commits WHERE repo=?", [repo]
         if branch:
             sql, args = sql + " AND branch=?", args + [branch]
-        return [self.commit(r["id"]) for r in self.db.execute(sql + " ORDER BY seq DESC", args)]
+        with self.lock:
+            ids = [r["id"] for r in self.db.execute(sql + " ORDER BY seq DESC", args)]
+        return [self.commit(commit_id) for commit_id in ids]
 
     def files(self, commit_id: str | None, prefix: str = "/") -> list[FileInfo]:
         """Files of a commit at or under ``prefix``, sorted by path."""
         if commit_id is None:
             return []
         prefix = normalize(prefix)
-        rows = self.db.execute("SELECT path, hash, size FROM files WHERE commit_id=? ORDER BY path",
-                               (commit_id,))
+        with self.lock:
+            rows = self.db.execute("SELECT path, hash, size FROM files WHERE commit_id=? "
+                                   "ORDER BY path", (commit_id,)).fetchall()
         under = prefix.rstrip("/") + "/"
         return [FileInfo(r["path"], r["hash"], r["size"]) for r in rows
                 if prefix == "/" or r["path"] == prefix or r["path"].startswith(under)]
