@@ -139,13 +139,17 @@ class Control:
     def on_room(self, wake: Callable[[], None]) -> Callable[[], None]:
         """Call ``wake()`` whenever a capped shot may take one more datum, until the returned
         function is called."""
+        return self._listen(self._wakers, wake)
+
+    def _listen(self, listeners: list[Any], listener: Any) -> Callable[[], None]:
+        """Add ``listener`` to ``listeners``; the returned function removes it."""
         with self._guard:
-            self._wakers.append(wake)
+            listeners.append(listener)
 
         def forget() -> None:
             with self._guard:
-                if wake in self._wakers:
-                    self._wakers.remove(wake)
+                if listener in listeners:
+                    listeners.remove(listener)
         return forget
 
     def _wake(self) -> None:
@@ -183,11 +187,4 @@ class Control:
 
     def on_cancel(self, kill: Callable[[str], None]) -> Callable[[], None]:
         """Call ``kill(job)`` on every cancel until the returned function is called."""
-        with self._guard:
-            self._killers.append(kill)
-
-        def forget() -> None:
-            with self._guard:
-                if kill in self._killers:
-                    self._killers.remove(kill)
-        return forget
+        return self._listen(self._killers, kill)
