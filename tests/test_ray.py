@@ -5,6 +5,7 @@ of several machines relies on them."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 import time
@@ -45,10 +46,13 @@ def render(cluster: Cluster, source: Path, out: Path, *flags: str,
     return proc
 
 
-def nodes_of(out: Path, pipeline: str) -> list[str]:
-    """The node address each of the pipeline's datums ran on (their logs' first line)."""
+def nodes_of(out: Path, pipeline: str, copies: bool = False) -> list[str]:
+    """The node address each of the pipeline's datums ran on (their logs say it); with
+    ``copies``, each backup copy's too."""
     logs = sorted((out / ".tilefarm" / "logs" / pipeline).rglob("*.log"))
-    return [log.read_text().splitlines()[0].rsplit(" ", 1)[1] for log in logs]
+    said = re.compile(r"^tilefarm: (backup copy )?on Ray node (\S+)$", re.M)
+    return [node for log in logs for copy, node in said.findall(log.read_text())
+            if copies or not copy]
 
 
 def each_file_once(node: Node) -> None:
@@ -87,7 +91,7 @@ def test_a_job_renders_only_on_nodes_with_its_runtime(
     assert proc.returncode == 0, proc.stderr
     b = cluster.nodes["b"].ip
     for pipeline in ("splitter", "renderer", "merger", "encoder"):
-        assert set(nodes_of(tmp_path / "out", pipeline)) == {b}, pipeline
+        assert set(nodes_of(tmp_path / "out", pipeline, copies=True)) == {b}, pipeline
     # No node of the cluster has 5.2: refused before rendering, naming it.
     proc = render(cluster, blend, tmp_path / "refused", "--blender", "5.2")
     assert_one_line_error(proc, "--blender: no Blender 5.2 runtime is installed "
@@ -180,13 +184,13 @@ def test_a_tagged_job_waits_for_its_node_and_runs_only_there(
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, "".join(said)
     for pipeline in ("splitter", "renderer", "merger", "encoder"):
-        assert set(nodes_of(ours, pipeline)) == {spot.ip}, pipeline
+        assert set(nodes_of(ours, pipeline, copies=True)) == {spot.ip}, pipeline
     untagged = tmp_path / "untagged.blend"
     untagged.write_bytes(scenes["plain"].read_bytes())
     proc2 = render(cluster, untagged, tmp_path / "theirs", "--tiles", "2x2")
     assert proc2.returncode == 0, proc2.stderr
     for pipeline in ("splitter", "renderer", "merger", "encoder"):
-        assert spot.ip not in nodes_of(tmp_path / "theirs", pipeline), pipeline
+        assert spot.ip not in nodes_of(tmp_path / "theirs", pipeline, copies=True), pipeline
     # The server says so in the job's record.
     with running_server(tmp_path / "store", "--ray", cluster.address) as url:
         assert run_cli("submit", str(untagged), "--server", url, "--tags", "gpu").returncode == 0

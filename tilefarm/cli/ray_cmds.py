@@ -26,18 +26,26 @@ RAY_HELP = ("run every stage's datums on the Ray cluster at ADDRESS (HOST:PORT, 
 
 def add_ray_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray", metavar="ADDRESS", help=RAY_HELP)
+    parser.add_argument("--no-backups", action="store_true",
+                        help="with --ray: never back up a straggling datum on a free node "
+                             "(by default a datum running over twice its kind's median gets a "
+                             "copy once its job has nothing queued; the first to finish wins)")
 
 
 def ray_pool(args: argparse.Namespace) -> SharedPool | None:
     """The engine's slots on the Ray cluster ``--ray`` names, or None without the flag."""
     if not args.ray:
+        if args.no_backups:
+            raise UsageError("--no-backups applies only with --ray ADDRESS: a local farm's "
+                             "workers share one machine and never back up a datum",
+                             flag="--no-backups")
         return None
     if args.memory is not None:
         raise UsageError("with --ray, each node's budget is the memory it joined with "
                          "(tilefarm join --memory SIZE); leave --memory out", flag="--memory")
     from tilefarm.nodes.pool import RayPool  # Ray itself is imported only here
 
-    return RayPool(args.ray, budgets=True)
+    return RayPool(args.ray, budgets=True, backups=not args.no_backups)
 
 
 def ray_program() -> str:

@@ -14,8 +14,11 @@ a job arrives, a datum ends or the pool closes.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from tilefarm.engine import backups
 
 if TYPE_CHECKING:
     from tilefarm.engine.budget import MemoryBudget
@@ -25,20 +28,24 @@ if TYPE_CHECKING:
 class SharedPool:
     """The slots of one pipeline and the jobs they serve now."""
 
+    backups = False  # whether a free slot backs up stragglers (engine.backups)
+
     def __init__(self, workers: int) -> None:
         self.workers = max(1, workers)
         self.cond = threading.Condition()
         self.jobs: list["JobWorkers"] = []
         self.closing = False
+        self.recheck: float | None = None  # seconds until a running datum straggles
 
     def pick(self, admit: bool = True, accept: Callable[["DatumRun"], bool] | None = None,
              budget: "MemoryBudget | None" = None, asker: int | None = None,
-             ) -> tuple["JobWorkers", "DatumRun"] | None:
+             place: str | None = None) -> tuple["JobWorkers", "DatumRun"] | None:
         """Take the next datum over every job (the caller holds the condition). With
         ``admit``, only if the memory budget has room for it (``engine.budget``): else
         None, and the budget wakes the pool on its next release. Without, to charge it a
         failed try. ``accept``, ``budget``, ``asker``: a worker that runs only some
-        datums, with a budget of its machine's (``nodes.pool``)."""
+        datums, with a budget of its machine's, on machine ``place`` (``nodes.pool``).
+        With nothing queued, a backup copy of a straggling datum (``engine.backups``)."""
         asker = id(self) if asker is None else asker
         while True:
             best = None
@@ -52,7 +59,7 @@ class SharedPool:
                 for job in self.jobs:
                     if (room := budget or job.budget) is not None:
                         room.forget(asker)
-                return None
+                return self._backup(accept, budget, asker, place) if self.backups else None
             order, job, run = best
             room = (budget or job.budget) if admit else None
             if room is not None and not room.admit(job, run, order, asker):
@@ -63,14 +70,40 @@ class SharedPool:
             if room is not None:
                 room.release(run)
 
+    def _backup(self, accept: Callable[["DatumRun"], bool] | None,
+                budget: "MemoryBudget | None", asker: int, place: str | None,
+                ) -> tuple["JobWorkers", "DatumRun"] | None:
+        """A backup copy of the longest overdue straggler a worker at ``place`` may run;
+        ``recheck`` says when to look again if none is due."""
+        now, soonest = time.monotonic(), None
+        for job in list(self.jobs):
+            due, wait = backups.stragglers(job, accept, place, now)
+            if wait is not None:
+                soonest = wait if soonest is None else min(soonest, wait)
+            for run in due:
+                copy = backups.start(job, run, place)
+                if copy is None:
+                    continue
+                room = budget or job.budget
+                if room is not None and not room.admit(job, copy, (0, job.rank, run.order),
+                                                       asker):
+                    backups.undo(job, copy)
+                    room.forget(asker)
+                    continue
+                backups.announce(job, copy)
+                return job, copy
+        self.recheck = soonest
+        return None
+
     def order(self, job: "JobWorkers", key: tuple[int, ...]) -> tuple[int, ...]:
         """A datum's place in this pool's order, from its place in its job's
         (``JobWorkers.peek``); lower goes first."""
         return key
 
     def idle_wait(self) -> None:
-        """Wait for a job, a datum's end, room in the memory budget or the close."""
-        self.cond.wait()
+        """Wait for a job, a datum's end, room in the memory budget or the close; with
+        backups, at the latest until the next running datum straggles."""
+        self.cond.wait(timeout=None if self.recheck is None else max(0.02, self.recheck))
 
     def wake(self) -> None:
         with self.cond:

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tilefarm.engine import backups
 from tilefarm.engine.control import ALL, Control, JobControl, shot_of_paths
 from tilefarm.engine.datums import Datum
 from tilefarm.engine.store import Store, records
@@ -46,6 +48,12 @@ class DatumRun:
     peak: int | None = None  # the last try's peak resident memory, bytes (runtime.memory)
     alone: bool = False  # ran out of memory once: its retry runs alone (engine.budget)
     final: bool = False  # this try's outcome is the datum's last (no retry follows)
+    started: float = 0.0  # when a worker took it (time.monotonic)
+    place: str | None = None  # the machine it runs on, for a backup elsewhere (nodes.pool)
+    # Backup copies (engine.backups): a copy's first run, a first run's copy, which won.
+    primary: "DatumRun | None" = None
+    backup: "DatumRun | None" = None
+    winner: "DatumRun | None" = None
 
     @cached_property
     def shot(self) -> str | None:
@@ -107,6 +115,8 @@ class JobWorkers:
         self.budget = budget  # memory shared with every other running datum
         self.history_peak = history_peak  # the largest peak of the shot's previous job
         self.peaks: list[int] = []  # this job's measured datum peaks
+        self.running: set[DatumRun] = set()  # taken and not yet ended, backup copies too
+        self.timings = backups.Timings()  # finished datums' seconds, by kind
         self.workers = max(1, workers)
         self.finish_cb = finish
         self.work, self.logs = work, logs
@@ -176,6 +186,8 @@ class JobWorkers:
                     self.control.try_start(run.shot, self.control.get(run.shot).max_workers):
                 return False  # its job reached max_workers since peek looked
             self.queue.remove(run)
+            run.started, run.place = time.monotonic(), None
+            self.running.add(run)
         return True
 
     def next_run(self) -> DatumRun | None:
@@ -208,15 +220,19 @@ class JobWorkers:
 
     def requeue(self, run: DatumRun) -> None:
         """Put back a datum whose worker was lost (its machine left): it runs again
-        elsewhere, and the loss costs it no try."""
-        self._ended(run)
+        elsewhere, and the loss costs it no try (a copy whose other copy runs on is
+        forgotten)."""
+        self.ended(run)
+        if backups.drop(self, run):
+            return
         with self.lock:
+            self.running.discard(run)
             if not self.stopping.is_set():
                 self.queue.appendleft(run)
                 return
         self._defer(run)
 
-    def _ended(self, run: DatumRun) -> None:
+    def ended(self, run: DatumRun) -> None:
         """``run`` (taken) no longer runs: its job may start another (``max_workers``)."""
         if self.control is not None and run.shot is not None:
             self.control.ended(run.shot, self.control.get(run.shot).max_workers is not None)
@@ -230,9 +246,19 @@ class JobWorkers:
         (after both: the datum is recorded ended, and a retry is in line, before another
         datum may take its room)."""
         try:
-            self._finish(run, ok, error, pfs)
+            outcome, loser = backups.settle(self, run, ok)
+            if loser is not None:
+                backups.cancel(self, loser)
+            if outcome is not backups.Outcome.RECORD:
+                shutil.rmtree(pfs.parent, ignore_errors=True)
+                return
+            if ok:
+                self.timings.record(run, time.monotonic() - run.started)
+            primary = run.primary or run
+            primary.peak = run.peak
+            self._finish(primary, ok, error, pfs)
         finally:
-            self._ended(run)
+            self.ended(run)
             if self.budget is not None:
                 self.budget.release(run)
 
@@ -265,9 +291,11 @@ class JobWorkers:
         worker keeps /pfs: a datum's inputs then sit at the same paths as the previous
         datum's, so a warm Blender sees the same .blend and keeps it loaded.
         """
-        name = f"worker-{worker}" if worker is not None else f"{run.datum.id}-{run.tries}"
+        name = f"worker-{worker}" if worker is not None else \
+            f"{run.datum.id}-{run.tries}{'-backup' if run.primary else ''}"
         pfs = self.work / name / "pfs"
-        records.start_datum(self.store, self.job, run.datum.id)
+        if run.primary is None:  # a backup copy: the datum started with its first copy
+            records.start_datum(self.store, self.job, run.datum.id)
         shutil.rmtree(pfs.parent, ignore_errors=True)
         (pfs / "out").mkdir(parents=True)
         for part in run.datum.parts:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tilefarm.blender.runtimes import CLUSTER_ENV
+from tilefarm.engine import backups
 from tilefarm.engine.budget import MemoryBudget
 from tilefarm.engine.control import Control
 from tilefarm.engine.pools import SharedPool
@@ -100,8 +101,10 @@ class NodeLost(Exception):
 class RayPool(SharedPool):
     """Worker slots on every node of a Ray cluster, shared by every pipeline's jobs."""
 
-    def __init__(self, address: str, *, budgets: bool = False, refresh: float = 1.0) -> None:
+    def __init__(self, address: str, *, budgets: bool = False, refresh: float = 1.0,
+                 backups: bool = True) -> None:
         super().__init__(1)
+        self.backups = backups  # a free slot backs up a straggler on another node
         self.ray = connect(address)
         self.budgets = budgets
         self.nodes: dict[str, _Node] = {}
@@ -250,8 +253,10 @@ class RayPool(SharedPool):
                 picked = None
                 while not self.closing and slot.alive and (picked := self.pick(
                         accept=self.accepts(slot.node), budget=slot.node.budget,
-                        asker=id(slot))) is None:
-                    self.cond.wait(timeout=1.0)
+                        asker=id(slot), place=slot.node.address)) is None:
+                    # Woken by a job or a datum's end; at the latest when the next running
+                    # datum straggles (engine.backups), or in a second.
+                    self.cond.wait(timeout=min(1.0, max(0.02, self.recheck or 1.0)))
                 if picked is None:
                     if not self.closing:  # its node left: close() ends the others
                         self._end_slot(slot)
@@ -301,7 +306,9 @@ class RayPool(SharedPool):
     def _serve(self, slot: _Slot, job: JobWorkers, run: DatumRun) -> None:
         from ray.exceptions import RayError, RayTaskError
 
-        records.start_datum(job.store, job.job, run.datum.id)
+        run.place = slot.node.address
+        if run.primary is None:  # a backup copy's datum started with its first copy
+            records.start_datum(job.store, job.job, run.datum.id)
         pipeline = job.spec.name
         node_pfs = f"{slot.work}/{pipeline}/pfs"
         env = dict(job.spec.env)
@@ -320,7 +327,7 @@ class RayPool(SharedPool):
         pending = slot.actor.serve.remote(request)
         job.remote[slot.index] = (lambda: slot.actor.cancel.remote(run.datum.id), run)
         try:
-            if job.held(run) and job.control is not None \
+            if backups.moot(run) or job.held(run) and job.control is not None \
                     and job.control.get(run.shot or "").cancelled:
                 slot.actor.cancel.remote(run.datum.id)  # cancelled between pick and start
             while not self.ray.wait([pending], timeout=1.0)[0]:
@@ -342,7 +349,8 @@ class RayPool(SharedPool):
         log = job.logs / f"{run.datum.id}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a", encoding="utf-8") as sink:  # which node, then what it printed
-            sink.write(f"tilefarm: on Ray node {slot.node.address}\n{result['log']}")
+            copy = "backup copy " if run.primary is not None else ""
+            sink.write(f"tilefarm: {copy}on Ray node {slot.node.address}\n{result['log']}")
         run.peak = result["peak"]
         job.finish(run, result["ok"], result["error"], pfs)
 
