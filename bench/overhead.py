@@ -34,6 +34,15 @@ the Ray path: a job of many near-empty tiles (64x36, 1 sample, 4x4) on one node 
 (goal: at most 0.2 s).
 
     .venv/bin/python bench/overhead.py --case ray --frames 12 --repeat 3
+
+``--case straggler`` measures backup copies (tilefarm.engine.backups) on the same cluster:
+a fast node on core 0, and a node on core 1 slowed 8x by a CPU quota (cgroup v1, after it
+joins), rendering a ``--frames`` job untiled. Alternated: the fast node alone, both nodes
+with ``--no-backups``, both with backups (the slow node joins before and is killed after
+each pair of runs with it). It prints each makespan against the fast node alone (goal:
+with backups at most 1.05x).
+
+    .venv/bin/python bench/overhead.py --case straggler --frames 6 --resolution 320x180 --repeat 3
 """
 
 from __future__ import annotations
@@ -238,9 +247,47 @@ def ray_case(args: argparse.Namespace, work: Path) -> int:
     return 0
 
 
+def straggler_case(args: argparse.Namespace, work: Path) -> int:
+    from tests.raycluster import Cluster
+
+    blend = work / "demo.blend"
+    subprocess.run([str(TILEFARM), "demo", str(blend), "--frames", str(args.frames),
+                    "--resolution", args.resolution, "--samples", str(args.samples)],
+                   check=True, stdout=subprocess.DEVNULL)
+    cluster = Cluster(work / "cluster").start()
+    times: dict[str, list[float]] = {"fast node alone": [], "with a slow node, no backups": [],
+                                     "with a slow node, backups": []}
+    try:
+        cluster.join("fast", core=0)
+        ray = ("--ray", cluster.address)
+        for i in range(args.repeat):
+            times["fast node alone"].append(tilefarm(blend, work / f"alone{i}", *ray))
+            cluster.join("slow", core=1)
+            cluster.slow("slow", 8)
+            times["with a slow node, no backups"].append(
+                tilefarm(blend, work / f"plain{i}", *ray, "--no-backups"))
+            times["with a slow node, backups"].append(tilefarm(blend, work / f"backups{i}", *ray))
+            cluster.kill("slow")
+            print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()),
+                  flush=True)
+    finally:
+        cluster.stop()
+    print(f"{args.frames} frames of the demo scene at {args.resolution}, {args.samples} samples, "
+          f"untiled, on a Ray cluster of a fast node and one slowed 8x, medians of "
+          f"{args.repeat} alternated runs (ratios: median of each run's against the fast node "
+          f"alone in the same run):")
+    alone = times["fast node alone"]
+    for name, runs in times.items():
+        ratios = [a / b for a, b in zip(runs, alone)]
+        print(f"  {name + ':':<32} {statistics.median(runs):6.1f} s  "
+              f"{statistics.median(ratios):.2f}x  (runs {', '.join(f'{r:.2f}' for r in ratios)})")
+    print("  goal: with backups <= 1.05x the fast node alone")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--case", choices=("render", "server", "urgent", "ray"),
+    parser.add_argument("--case", choices=("render", "server", "urgent", "ray", "straggler"),
                         default="render")
     parser.add_argument("--jobs", type=int, default=4, help="jobs for --case server")
     parser.add_argument("--one-by-one", action="store_true",
@@ -260,6 +307,8 @@ def main() -> int:
             return urgent_case(args, work)
         if args.case == "ray":
             return ray_case(args, work)
+        if args.case == "straggler":
+            return straggler_case(args, work)
         blend = work / "demo.blend"
         subprocess.run([str(TILEFARM), "demo", str(blend), "--frames", str(args.frames),
                         "--resolution", args.resolution, "--samples", str(args.samples),

@@ -26,6 +26,7 @@ from tilefarm.runtime.memory import tree
 
 BIN = Path(sys.executable).parent
 PREFIX = f"tfr{os.getpid() % 10000}"  # namespace and link names of this process's cluster
+CGROUP = Path("/sys/fs/cgroup/cpu")  # cgroup v1's CPU controller (Cluster.slow)
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -181,6 +182,20 @@ class Cluster:
         self.nodes[name] = node
         return node
 
+    def slow(self, name: str, factor: int) -> None:
+        """Make node ``name`` ``factor`` times slower, as a throttled machine is: its
+        processes, and those they start, get 1/factor of a CPU (a cgroup v1 CFS quota). Done
+        once it has joined: Ray's start-up times out under a tight quota."""
+        group = CGROUP / f"{PREFIX}{name}"
+        group.mkdir(exist_ok=True)
+        (group / "cpu.cfs_period_us").write_text("100000")
+        (group / "cpu.cfs_quota_us").write_text(str(100000 // factor))
+        for pid in self.nodes[name].pids():
+            try:
+                (group / "cgroup.procs").write_text(str(pid))
+            except OSError:
+                pass  # it has ended
+
     def kill(self, name: str) -> None:
         """The node dies: SIGKILL its raylet, workers, stage processes and Blenders."""
         node = self.nodes.pop(name)
@@ -204,6 +219,11 @@ class Cluster:
         for name in list(self.nodes):
             self.kill(name)
         _run(str(BIN / "ray"), "stop", "--force")
+        for group in CGROUP.glob(f"{PREFIX}*"):
+            try:
+                group.rmdir()  # its processes were killed with their nodes
+            except OSError:
+                pass
         for folder in Path("/tmp").glob(f"{PREFIX}*"):
             shutil.rmtree(folder, ignore_errors=True)
         if self.netns:

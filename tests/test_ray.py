@@ -5,6 +5,7 @@ of several machines relies on them."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import threading
@@ -16,7 +17,7 @@ import pytest
 
 from tests.conftest import BIN, Scenes, assert_one_line_error, run_cli
 from tests.pipeline import assert_same_frame, reference
-from tests.raycluster import Cluster, Node
+from tests.raycluster import CGROUP, Cluster, Node
 from tests.serverkit import alive, api, job, running_server, wait_for
 
 pytestmark = pytest.mark.blender
@@ -197,3 +198,45 @@ def test_a_tagged_job_waits_for_its_node_and_runs_only_there(
         view = wait_for(lambda: (j := job(url, "untagged")) and j["waiting"] and j, 60,
                         "the record to say what the job waits for")
         assert view["waiting"] == "waiting for a node tagged gpu" and view["tags"] == ["gpu"]
+
+
+def test_a_datum_straggling_on_a_slowed_node_is_backed_up_and_its_copy_ended(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """A node throttled to 1/8 of a CPU while it renders a frame (as a spot instance is
+    throttled mid-job); once nothing is queued, a fast node renders a backup copy, which
+    wins. The frames are Blender's own, each datum is recorded once, and the log says which
+    copy won and that the slow one was cancelled. The job asks for Blender 5.0, which only
+    b and the slow node have: one fast node and one slow, as bench/overhead.py --case
+    straggler (where the slow node is throttled before the job, and found slow by its CPU
+    probe)."""
+    from tilefarm.blender.runtimes import runner_for
+
+    if not os.access(CGROUP, os.W_OK):
+        pytest.skip(f"slowing a node needs a writable cgroup v1 CPU controller ({CGROUP})")
+    blend = slow_job(tmp_path, "straggled")
+    slow = cluster.join("slow", blender="5.0")
+    try:
+        proc = subprocess.Popen([str(BIN / "tilefarm"), "render", str(blend), "--out",
+                                 str(tmp_path / "ours"), "--ray", cluster.address,
+                                 "--blender", "5.0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: slow.blenders("tilefarm.renderer") or None, 180, "the slow node to render")
+        cluster.slow("slow", 8)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        cluster.kill("slow")
+    assert proc.returncode == 0, err
+    b = cluster.nodes["b"].ip
+    assert f"a backup copy starts on {b}" in err
+    won = [line for line in err.splitlines() if "copy on" in line and "won" in line]
+    assert won and all(line.endswith(f"the backup copy on {b} won; the other copy, on "
+                                     f"{slow.ip}, is cancelled") for line in won), err
+    truth = reference(blend, tmp_path / "reference", runner_for("5.0", timeout=600))
+    for frame, theirs in truth.items():
+        assert_same_frame(tmp_path / "ours" / "straggled" / "frames" / f"{frame:06d}.png", theirs)
+    root = str(tmp_path / "ours" / ".tilefarm")
+    jobs = run_cli("list", "job", "--root", root).stdout.splitlines()
+    renderer = next(line.split()[0] for line in jobs if line.startswith("renderer@"))
+    datums = run_cli("list", "datum", renderer, "--root", root).stdout
+    assert datums.count("success") == 6 and "failed" not in datums
+    assert "6 frames" in out

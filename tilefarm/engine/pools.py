@@ -39,17 +39,19 @@ class SharedPool:
 
     def pick(self, admit: bool = True, accept: Callable[["DatumRun"], bool] | None = None,
              budget: "MemoryBudget | None" = None, asker: int | None = None,
-             place: str | None = None) -> tuple["JobWorkers", "DatumRun"] | None:
+             place: str | None = None, only: Callable[["JobWorkers"], bool] | None = None,
+             ) -> tuple["JobWorkers", "DatumRun"] | None:
         """Take the next datum over every job (the caller holds the condition). With
         ``admit``, only if the memory budget has room for it (``engine.budget``): else
         None, and the budget wakes the pool on its next release. Without, to charge it a
         failed try. ``accept``, ``budget``, ``asker``: a worker that runs only some
         datums, with a budget of its machine's, on machine ``place`` (``nodes.pool``).
-        With nothing queued, a backup copy of a straggling datum (``engine.backups``)."""
+        With nothing queued, a backup copy of a straggling datum (``engine.backups``).
+        ``only``: the jobs the worker may take datums of."""
         asker = id(self) if asker is None else asker
         while True:
             best = None
-            for job in list(self.jobs):
+            for job in [j for j in self.jobs if only is None or only(j)]:
                 found = job.peek(accept)
                 if found is not None:
                     key = self.order(job, found[0])
@@ -59,7 +61,7 @@ class SharedPool:
                 for job in self.jobs:
                     if (room := budget or job.budget) is not None:
                         room.forget(asker)
-                return self._backup(accept, budget, asker, place) if self.backups else None
+                return self._backup(accept, budget, asker, place, only) if self.backups else None
             order, job, run = best
             room = (budget or job.budget) if admit else None
             if room is not None and not room.admit(job, run, order, asker):
@@ -72,11 +74,12 @@ class SharedPool:
 
     def _backup(self, accept: Callable[["DatumRun"], bool] | None,
                 budget: "MemoryBudget | None", asker: int, place: str | None,
+                only: Callable[["JobWorkers"], bool] | None,
                 ) -> tuple["JobWorkers", "DatumRun"] | None:
         """A backup copy of the longest overdue straggler a worker at ``place`` may run;
         ``recheck`` says when to look again if none is due."""
         now, soonest = time.monotonic(), None
-        for job in list(self.jobs):
+        for job in [j for j in self.jobs if only is None or only(j)]:
             due, wait = backups.stragglers(job, accept, place, now)
             if wait is not None:
                 soonest = wait if soonest is None else min(soonest, wait)

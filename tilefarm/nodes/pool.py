@@ -45,6 +45,7 @@ from tilefarm.runtime.files import write_bytes
 
 RENDER_STAGE = "renderer"  # its datums go after every other stage's (see above)
 REF_IDLE = 600.0  # seconds an input file stays in the object store unasked
+SLOW = 4.0  # a node this many times slower than the fastest (its CPU probe) is slow
 
 
 def import_ray() -> Any:
@@ -82,6 +83,8 @@ class _Node:
     slots: list["_Slot"] = field(default_factory=list)
     alive: bool = True
     retry_at: float = 0.0  # no new slot before then: its last actor did not start
+    probe: float | None = None  # its CPU's seconds for a fixed piece of work (node.cpu_probe)
+    said_slow: bool = False
 
 
 @dataclass(eq=False)
@@ -204,6 +207,20 @@ class RayPool(SharedPool):
             return needed is None or needed in node.runtimes
         return accept
 
+    def slow(self, node: _Node) -> bool:
+        """Whether ``node``'s CPU probe took over SLOW times the fastest node's. A slow node
+        renders, and leaves the other stages' datums (each one unblocks a job, and no
+        other datum of its kind runs beside it to back it up) to faster nodes."""
+        probes = [n.probe for n in list(self.nodes.values())
+                  if n.alive and n.cpus and n.probe is not None]
+        slow = node.probe is not None and node.probe > SLOW * min(probes)
+        if slow and node.probe is not None and not node.said_slow:
+            node.said_slow = True
+            print(f"tilefarm: Ray node {node.address} is {node.probe / min(probes):.1f}x "
+                  "slower than the fastest node (a CPU probe): it renders, and leaves "
+                  "planning, merging and encoding to faster nodes", file=sys.stderr, flush=True)
+        return slow
+
     def _say_waiting(self, job: JobWorkers) -> None:
         """Say once per shot that its datums wait for a node with its tags."""
         if job.control is None:
@@ -230,12 +247,18 @@ class RayPool(SharedPool):
                     self._say_waiting(job)
                 self.cond.wait(timeout=1.0)
 
+    @staticmethod
+    def _rendering(job: JobWorkers) -> bool:
+        return job.spec.name == RENDER_STAGE
+
     def order(self, job: JobWorkers, key: tuple[int, ...]) -> tuple[int, ...]:
         return (int(job.spec.name == RENDER_STAGE), *key)
 
     def _slot(self, slot: _Slot) -> None:
         try:
-            slot.work = self.ray.get(slot.actor.info.remote(), timeout=300)["work"]
+            info = self.ray.get(slot.actor.info.remote(), timeout=300)
+            slot.work = info["work"]
+            slot.node.probe = min(info["probe"], slot.node.probe or info["probe"])
         except Exception as exc:
             # A node that has just left is listed alive for a while: try it again later.
             slot.alive = False
@@ -253,10 +276,12 @@ class RayPool(SharedPool):
                 picked = None
                 while not self.closing and slot.alive and (picked := self.pick(
                         accept=self.accepts(slot.node), budget=slot.node.budget,
-                        asker=id(slot), place=slot.node.address)) is None:
+                        asker=id(slot), place=slot.node.address,
+                        only=self._rendering if self.slow(slot.node) else None)) is None:
                     # Woken by a job or a datum's end; at the latest when the next running
                     # datum straggles (engine.backups), or in a second.
-                    self.cond.wait(timeout=min(1.0, max(0.02, self.recheck or 1.0)))
+                    due = 1.0 if self.recheck is None else max(0.02, self.recheck)
+                    self.cond.wait(timeout=min(1.0, due))
                 if picked is None:
                     if not self.closing:  # its node left: close() ends the others
                         self._end_slot(slot)
