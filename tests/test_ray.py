@@ -206,14 +206,15 @@ def test_a_datum_straggling_on_a_slowed_node_is_backed_up_and_its_copy_ended(
     throttled mid-job); once nothing is queued, a fast node renders a backup copy, which
     wins. The frames are Blender's own, each datum is recorded once, and the log says which
     copy won and that the slow one was cancelled. The job asks for Blender 5.0, which only
-    b and the slow node have: one fast node and one slow, as bench/overhead.py --case
-    straggler (where the slow node is throttled before the job, and found slow by its CPU
-    probe)."""
+    two nodes joined here have (node b, if an earlier test has not killed it, is fast too):
+    a fast node and a slow one, as bench/overhead.py --case straggler (where the slow node is
+    throttled before the job, and found slow by its CPU probe)."""
     from tilefarm.blender.runtimes import runner_for
 
     if not os.access(CGROUP, os.W_OK):
         pytest.skip(f"slowing a node needs a writable cgroup v1 CPU controller ({CGROUP})")
     blend = slow_job(tmp_path, "straggled")
+    cluster.join("fast", blender="5.0")
     slow = cluster.join("slow", blender="5.0")
     try:
         proc = subprocess.Popen([str(BIN / "tilefarm"), "render", str(blend), "--out",
@@ -225,12 +226,14 @@ def test_a_datum_straggling_on_a_slowed_node_is_backed_up_and_its_copy_ended(
         out, err = proc.communicate(timeout=600)
     finally:
         cluster.kill("slow")
+        cluster.kill("fast")
     assert proc.returncode == 0, err
-    b = cluster.nodes["b"].ip
-    assert f"a backup copy starts on {b}" in err
-    won = [line for line in err.splitlines() if "copy on" in line and "won" in line]
-    assert won and all(line.endswith(f"the backup copy on {b} won; the other copy, on "
-                                     f"{slow.ip}, is cancelled") for line in won), err
+    # The slow node's frame was backed up, and the copy won. (A fast node's first frame,
+    # which starts its Blender, may straggle too and get a backup of its own.)
+    lines = err.splitlines()
+    assert any(f"on {slow.ip}: a backup copy starts on" in line for line in lines), err
+    assert any(re.search(r"the backup copy on \S+ won; the other copy, on "
+                         + re.escape(slow.ip) + ", is cancelled$", line) for line in lines), err
     truth = reference(blend, tmp_path / "reference", runner_for("5.0", timeout=600))
     for frame, theirs in truth.items():
         assert_same_frame(tmp_path / "ours" / "straggled" / "frames" / f"{frame:06d}.png", theirs)

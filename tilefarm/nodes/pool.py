@@ -213,13 +213,14 @@ class RayPool(SharedPool):
         other datum of its kind runs beside it to back it up) to faster nodes."""
         probes = [n.probe for n in list(self.nodes.values())
                   if n.alive and n.cpus and n.probe is not None]
-        slow = node.probe is not None and node.probe > SLOW * min(probes)
-        if slow and node.probe is not None and not node.said_slow:
+        if node.probe is None or not probes or node.probe <= SLOW * min(probes):
+            return False  # not probed yet, or no node is alive (its slot is ending)
+        if not node.said_slow:
             node.said_slow = True
             print(f"tilefarm: Ray node {node.address} is {node.probe / min(probes):.1f}x "
                   "slower than the fastest node (a CPU probe): it renders, and leaves "
                   "planning, merging and encoding to faster nodes", file=sys.stderr, flush=True)
-        return slow
+        return True
 
     def _say_waiting(self, job: JobWorkers) -> None:
         """Say once per shot that its datums wait for a node with its tags."""

@@ -222,9 +222,12 @@ def view(engine: Engine, job: str, running: bool) -> JobView:
     tasks = rows.get("renderer", [])
     tasks_done = sum(1 for d in tasks if d["state"] in ("success", "skipped"))
     failed = [d for r in rows.values() for d in r if d["state"] == "failed"]
+    # A failed datum's own error, as soon as its row says so and after its job ends alike
+    # (the job's error only adds "N datum(s) failed: " before it); the split job's when it
+    # failed with no datum failed (it could not start).
     error = failed[0]["error"] if failed else None
     split = next((r for r in jobs if r["pipeline"] == "splitter"), None)
-    if split is not None and split["state"] == "failure" and plan is None:
+    if error is None and split is not None and split["state"] == "failure" and plan is None:
         error = split["error"]
     video_wanted = bool(plan and plan.get("video", {}).get("enabled", True))
     has_video = video_file(engine, job, rows) is not None
