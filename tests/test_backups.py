@@ -48,13 +48,8 @@ def farm(tmp_path: Path, **env: str) -> tuple[Engine, PlainPool, Path]:
     return engine, pool, marks
 
 
-def logs(engine: Engine) -> str:
-    return "".join(p.read_text() for p in sorted((engine.root / "logs").rglob("*.log")))
-
-
-def test_a_straggler_gets_a_backup_that_wins_and_its_first_copy_is_ended(
-        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    engine, pool, marks = farm(tmp_path)
+def render_all(engine: Engine, pool: PlainPool) -> None:
+    """Run the job, then close the farm: every datum succeeds once, its output exact."""
     try:
         (report,) = engine.run_pending(workers=2)
         made = output(engine, "up")
@@ -63,6 +58,16 @@ def test_a_straggler_gets_a_backup_that_wins_and_its_first_copy_is_ended(
         pool.close()
     assert (report.state, report.processed, report.failed) == ("success", 4, 0), report.error
     assert made == {f"/{n}.txt": f"N{n}" for n in range(1, 5)}
+
+
+def logs(engine: Engine) -> str:
+    return "".join(p.read_text() for p in sorted((engine.root / "logs").rglob("*.log")))
+
+
+def test_a_straggler_gets_a_backup_that_wins_and_its_first_copy_is_ended(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    engine, pool, marks = farm(tmp_path)
+    render_all(engine, pool)
     first = int((marks / "first").read_text())
     assert not Path(f"/proc/{first}").exists(), "the losing copy still runs"
     said = logs(engine)
@@ -75,14 +80,7 @@ def test_the_first_copy_wins_when_the_backup_fails(tmp_path: Path) -> None:
     """A copy that fails while the other runs is forgotten: the other decides, and the
     failure costs the datum no try."""
     engine, pool, marks = farm(tmp_path, BACKUP_FAILS="1", FIRST_SLEEP="4")
-    try:
-        (report,) = engine.run_pending(workers=2)
-        made = output(engine, "up")
-    finally:
-        engine.close()
-        pool.close()
-    assert (report.state, report.processed, report.failed) == ("success", 4, 0), report.error
-    assert made == {f"/{n}.txt": f"N{n}" for n in range(1, 5)}
+    render_all(engine, pool)
     said = logs(engine)
     assert "the backup copy broke" in said
     assert said.count("a backup copy starts") == 1  # one backup a try
