@@ -198,6 +198,8 @@ class Engine:
         if done is None:
             return True
         deferred = records.job_datums(self.store, done["id"], "deferred")
+        if not deferred:
+            return False
         # Datums deferred by a pause or cancel run again once their shot is resumed.
         waiting = {shot_of_inputs(r["inputs"]) for r in deferred}
         return bool(waiting - self.control.held())

@@ -30,7 +30,7 @@ from tilefarm.engine.provenance import Inputs, origins as origin_repos
 from tilefarm.engine.store import records, shot_of
 from tilefarm.pipelines.specs import PipelineSpec
 
-Contents = dict[str, tuple[tuple[str, str], ...]]  # shot -> its files (path, hash)
+Contents = dict[str, dict[str, str]]  # shot -> its files: path -> hash
 
 
 class ShotIndex:
@@ -41,20 +41,17 @@ class ShotIndex:
         self.store = engine.store
         # (blends head, each shot's files, each shot's origin): the last answer of origins
         self._known: tuple[str, Contents, dict[str, tuple[str, int]]] | None = None
-
-    def _contents(self, commit_id: str) -> Contents:
-        found: dict[str, list[tuple[str, str]]] = {}
-        for info in self.store.files(commit_id):
-            shot = shot_of(info.path)
-            if shot is not None:
-                found.setdefault(shot, []).append((info.path, info.hash))
-        return {shot: tuple(files) for shot, files in found.items()}
+        # (the store's stamp, the answer of pending then): with nothing written since, the
+        # same answer, at no read (an idle farm of a thousand shots reads nothing)
+        self._pending: tuple[tuple[int, int], list[tuple[PipelineSpec, int, Inputs, int]]] \
+            | None = None
 
     def origins(self) -> dict[str, tuple[str, int]]:
         """Each shot in the blends head -> the blends commit where its content, as the head
         holds it, first appeared (from the head back), and that commit's place in the
         history: the shot's submission. A commit that leaves a shot alone leaves its
-        origin alone, so its jobs stay done."""
+        origin alone, so its jobs stay done. Only commits new since the last answer are
+        read, each as what it changed from its parent (``Store.changes``)."""
         with self.store.lock:
             head = self.store.head("blends")
             if head is None:
@@ -66,13 +63,30 @@ class ShotIndex:
                 parent, seq = records.commit_place(self.store, commit_id)
                 chain.append((commit_id, seq))
                 commit_id = parent
-            contents, origins = (known[1], known[2]) if commit_id is not None and known \
-                else ({}, {})
+            if commit_id is not None and known:
+                contents = {shot: dict(files) for shot, files in known[1].items()}
+                origins = dict(known[2])
+            else:
+                contents, origins = {}, {}
+            parent = commit_id  # the last answer's head, or None: the history from its root
             for commit_id, seq in reversed(chain):
-                now = self._contents(commit_id)
-                origins = {shot: origins[shot] if contents.get(shot) == files else (commit_id, seq)
-                           for shot, files in now.items()}
-                contents = now
+                put, gone = self.store.changes(commit_id, parent)
+                touched = set()
+                for path in gone:
+                    if (shot := shot_of(path)) is not None:
+                        contents.setdefault(shot, {}).pop(path, None)
+                        touched.add(shot)
+                for path, digest in put.items():
+                    if (shot := shot_of(path)) is not None:
+                        contents.setdefault(shot, {})[path] = digest
+                        touched.add(shot)
+                for shot in touched:
+                    if contents[shot]:
+                        origins[shot] = (commit_id, seq)
+                    else:
+                        del contents[shot]
+                        origins.pop(shot, None)
+                parent = commit_id
             self._known = (head.id, contents, origins)
             return dict(origins)
 
@@ -98,8 +112,11 @@ class ShotIndex:
     def pending(self) -> list[tuple[PipelineSpec, int, Inputs, int]]:
         """Every shot job to run now: (spec, version, inputs, the shot's submission seq).
         Only pipelines whose one origin repo is ``blends`` run by shot."""
-        found = []
+        found: list[tuple[PipelineSpec, int, Inputs, int]] = []
         with self.store.lock:
+            stamp = self.store.stamp()
+            if self._pending is not None and self._pending[0] == stamp:
+                return list(self._pending[1])
             origins = self.origins()
             pipelines = self.engine.pipelines()
             specs = {s.name: s for s, _ in pipelines}
@@ -110,7 +127,8 @@ class ShotIndex:
                     inputs = self.resolve(spec, shot, origin)
                     if inputs is not None and self.engine.wanted(spec, version, inputs):
                         found.append((spec, version, inputs, seq))
-        return found
+            self._pending = (stamp, found)
+        return list(found)
 
 
 def upstream_pipelines(engine: Engine) -> dict[str, set[str]]:

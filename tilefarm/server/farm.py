@@ -3,14 +3,15 @@
 One engine owns the store (its lock) and runs every shot's jobs at once
 (``engine.shots``): a scheduler thread starts the pending ones when a job arrives, is
 resumed or re-rendered (``poke``), when a job ends, and every 2 s so that ``tilefarm put
-file`` on the same store is seen too. A watcher recomputes the jobs view
-(``state.all_views``) on every datum outcome and twice a second; subscribers of
-``/api/events`` get it only when it changed. Request threads read through connections of
-their own (``reader``).
+file`` on the same store is seen too. A watcher brings the jobs view up to date
+(``state.Views``: by what changed, not from the store's history) on every datum outcome
+and twice a second; subscribers of ``/api/events`` get it only when it changed. Request
+threads read through connections of their own (``reader``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -63,6 +64,10 @@ class Farm:
         # Told (on the watcher) of each new version of the view: (version, its JSON).
         self.listeners: list[Callable[[int, bytes], None]] = []
         self._views_lock = threading.Lock()  # one recomputation of the view at a time
+        self._views: state.Views | None = None  # on a reader of its own, made on first use
+        # job -> (the view Views made, as shown: scrubbed and with ``waiting``, its document)
+        self._shown: dict[str, tuple[state.JobView, state.JobView, dict[str, Any]]] = {}
+        self._offered: list[frozenset[str]] | None = None
         # Blender Asset Tracer is not thread-safe (splitter/pack.py): one intake at a time.
         self._take_lock = threading.Lock()
         self._last_states: dict[str, str] = {}
@@ -107,6 +112,9 @@ class Farm:
         (self.root / SERVER_FILE).unlink(missing_ok=True)
         for runner in self._intake.values():
             runner.close()
+        with self._views_lock:
+            if self._views is not None:
+                self._views.engine.close()
         self.engine.close()
 
     def intake_runner(self, series: str) -> WarmRunner:
@@ -171,43 +179,62 @@ class Farm:
     # -- the live view -----------------------------------------------------------------------
 
     def _watch(self) -> None:
-        with self.reader() as engine:
-            while not self.stopping.is_set():
-                self._dirty.wait(timeout=0.5)
-                self._dirty.clear()
-                try:
-                    self._recompute(engine)
-                except Exception as exc:  # e.g. a store mid-write; try again next tick
-                    print(f"tilefarm serve: view: {exc}", file=sys.stderr, flush=True)
+        while not self.stopping.is_set():
+            self._dirty.wait(timeout=0.5)
+            self._dirty.clear()
+            if self.stopping.is_set():
+                return
+            try:
+                self.refresh()
+            except Exception as exc:  # e.g. a store mid-write; try again next tick
+                print(f"tilefarm serve: view: {exc}", file=sys.stderr, flush=True)
 
-    def _recompute(self, engine: Engine) -> None:
+    def refresh(self) -> None:
+        """Bring the view up to date now: a write through the API shows in the very next
+        read."""
         with self._views_lock:
-            views = state.all_views(engine, self.busy)
+            if self.stopping.is_set() and self._views is None:
+                return
+            if self._views is None:
+                self._views = state.Views(Engine(self.root, lock=False))
+            views = self._views.update(self.busy)
             offered = self._node_tags()
+            moved = offered != self._offered or len(views) != len(self._shown)
+            shown = []
             for view in views:
-                view.error = scrub(view.error, self.root)  # job-relative names, as the API's
-                if offered is not None and view.state in ("queued", "running") and not any(
-                        may_run(view.tags, tags) for tags in offered):
-                    view.waiting = waiting_for(view.tags)
-            documents = [v.document() for v in views]
+                last = self._shown.get(view.job)
+                if last is None or last[0] is not view or offered != self._offered:
+                    last = self._shown[view.job] = self._show(view, offered)
+                    moved = True
+                shown.append(last)
+            self._offered = offered
+            if not moved and self.version:
+                return  # no view was made again: nothing changed
+            self._shown = {view.job: last for view, last in zip(views, shown)}
+            documents = [document for _, _, document in shown]
             if documents == self.snapshot and self.version:
                 return  # unchanged (the first view counts as a change: it is the first)
             self.snapshot = documents
             self.snapshot_json = json.dumps(documents).encode()
             self.version += 1
-            self._notify(engine, views)
+            self._notify(self._views.engine, [view for _, view, _ in shown])
             for listener in list(self.listeners):  # in order: under the lock (they only queue)
                 listener(self.version, self.snapshot_json)
+
+    def _show(self, view: state.JobView, offered: list[frozenset[str]] | None,
+              ) -> tuple[state.JobView, state.JobView, dict[str, Any]]:
+        """A view as the API shows it: job-relative names in its error, and why it waits
+        when no node has its tags."""
+        shown = dataclasses.replace(view, error=scrub(view.error, self.root))
+        if offered is not None and view.state in ("queued", "running") and not any(
+                may_run(view.tags, tags) for tags in offered):
+            shown.waiting = waiting_for(view.tags)
+        return view, shown, shown.document()
 
     def _node_tags(self) -> list[frozenset[str]] | None:
         """Each node's tags on a Ray cluster (``nodes.pool``); None on one machine."""
         tags = getattr(self.engine.remote, "node_tags", None)
         return tags() if tags is not None else None
-
-    def refresh(self) -> None:
-        """Recompute the view now: a write through the API shows in the very next read."""
-        with self.reader() as engine:
-            self._recompute(engine)
 
     def current_view(self) -> bytes:
         """The jobs view as ``GET /api/jobs`` sends it (JSON), computed now if the watcher

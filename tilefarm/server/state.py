@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tilefarm.engine.control import shot_of_inputs
 from tilefarm.engine.engine import Engine
-from tilefarm.engine.store import FileInfo, in_shot, records, shot_of
+from tilefarm.engine.shots import ShotIndex
+from tilefarm.engine.store import FileInfo, records, shot_of
 
 STATES = ("queued", "running", "paused", "done", "failed", "cancelled")
+SETTLED = ("done", "failed", "cancelled")  # states whose view no longer moves by itself
 
 
 @dataclass
@@ -68,30 +71,27 @@ def plan_of(engine: Engine, job: str) -> dict[str, Any] | None:
     return None
 
 
-def _shot_files(engine: Engine, commit: str, job: str) -> dict[str, str]:
-    return {f.path: f.hash for f in engine.store.files(commit) if in_shot(f.path, job)}
-
-
 def shot_commits(engine: Engine, job: str) -> set[str]:
     """The blends commits, from the head back, that hold ``job`` exactly as the head does."""
-    ids = records.commit_ids(engine.store, "blends")
-    if not ids:
-        return set()
-    current = _shot_files(engine, ids[0], job)
+    history = engine.store.shot_history("blends", job)
     same = set()
-    for commit in ids:
-        if _shot_files(engine, commit, job) != current:
+    for commit, files in history:
+        if files != history[0][1]:
             break
         same.add(commit)
     return same
 
 
-def current_jobs(engine: Engine, job: str) -> list[Any]:
+Holds = Callable[[str], bool]  # whether a blends commit holds a shot as the head does
+
+
+def current_jobs(engine: Engine, job: str, holds: Holds | None = None) -> list[Any]:
     """Pipeline jobs that ran on the shot as it is now (the newest first): jobs of this
-    shot, or over whole commits (``tilefarm run``), never another shot's."""
-    commits = shot_commits(engine, job)
+    shot, or over whole commits (``tilefarm run``), never another shot's. ``holds``, if the
+    caller knows it, saves walking the blends history (``shot_commits``)."""
+    held = holds if holds is not None else shot_commits(engine, job).__contains__
     rows = records.jobs_of_shot(engine.store, job)
-    return [r for r in rows if json.loads(r["inputs"]).get("blends") in commits]
+    return [r for r in rows if held(json.loads(r["inputs"]).get("blends"))]
 
 
 def datum_rows(engine: Engine, jobs: list[Any], job: str) -> dict[str, list[Any]]:
@@ -211,9 +211,9 @@ def video_file(engine: Engine, job: str, rows: Rows | None = None) -> FileInfo |
     return None
 
 
-def view(engine: Engine, job: str, running: bool) -> JobView:
+def view(engine: Engine, job: str, running: bool, holds: Holds | None = None) -> JobView:
     """The state of ``job`` now; ``running`` says whether the engine is running jobs."""
-    jobs = current_jobs(engine, job)
+    jobs = current_jobs(engine, job, holds)
     rows = datum_rows(engine, jobs, job)
     plan = plan_of(engine, job)
     control = engine.control.get(job)
@@ -248,7 +248,7 @@ def view(engine: Engine, job: str, running: bool) -> JobView:
     else:
         state = "queued"
     now = time.time()
-    elapsed = ((ended if state in ("done", "failed") and ended else now) - started) \
+    elapsed = ((ended if state in SETTLED and ended else now) - started) \
         if started else 0.0
     eta = None
     if state == "done":
@@ -264,7 +264,8 @@ def view(engine: Engine, job: str, running: bool) -> JobView:
                    workers=workers, tasks_done=tasks_done, tasks_total=len(tasks), error=error,
                    video=has_video, progress=round(progress, 4), frames=merged,
                    frames_in_flight={str(f): len(t) for f, t in sorted(
-                       tile_files(engine, job, rows).items()) if f not in merged} if plan else {},
+                       tile_files(engine, job, rows).items()) if f not in merged}
+                   if plan and len(merged) < frames_total else {},
                    peak_memory_bytes=max((p for name, r in rows.items()
                                           for p in peaks(engine, name, r).values()
                                           if p is not None), default=None),
@@ -278,8 +279,71 @@ def running_now(datum: Any) -> bool:
         datum["finished"] is None or datum["started"] >= datum["finished"])
 
 
-def all_views(engine: Engine, running: bool) -> list[JobView]:
-    return [view(engine, job, running) for job in shots(engine)]
+class Views:
+    """Every job's view, kept by what changed rather than rebuilt from the store's history.
+
+    Nothing written since the last look (``Store.stamp``): only the views that move by
+    themselves (a started job's elapsed time) are made again. Else a few reads over all
+    jobs (their pipeline jobs' states and counts, job control, and each shot's origin
+    in ``blends``: ``ShotIndex.origins``, which reads only new commits) say which jobs
+    changed; only theirs are made again. A job with a pipeline job running, or started
+    and not settled, is made again each time (``still``); one not settled, when the
+    engine starts or stops running jobs (it shows as queued or running).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine  # a reader of its own, used by one thread at a time
+        self.index = ShotIndex(engine)
+        self.stamp: tuple[int, int] | None = None
+        self.keys: dict[str, tuple[Any, ...]] = {}  # shot -> what its view is made from
+        self.holds: dict[str, Holds] = {}
+        self.made: dict[str, tuple[tuple[Any, ...], JobView]] = {}
+        self.running: bool | None = None
+
+    def update(self, running: bool) -> list[JobView]:
+        stamp = self.engine.store.stamp()
+        if stamp != self.stamp:
+            self.stamp = stamp
+            self._rekey()
+        flipped, self.running = running != self.running, running  # queued or running
+        views = []
+        for job, key in self.keys.items():
+            made = self.made.get(job)
+            if made is None or made[0] != key or not still(made[1], key) or (
+                    flipped and made[1].state not in SETTLED):
+                made = self.made[job] = (key, view(self.engine, job, running, self.holds[job]))
+            views.append(made[1])
+        for gone in set(self.made) - set(self.keys):
+            del self.made[gone]
+        return views
+
+    def _rekey(self) -> None:
+        store = self.engine.store
+        origins = self.index.origins()
+        seqs = records.commit_seqs(store, "blends")
+        runs: dict[str | None, list[tuple[Any, ...]]] = {}
+        for r in records.job_states(store):
+            runs.setdefault(r["shot"], []).append(tuple(r))
+        whole = tuple(sorted(runs.get(None, [])))  # jobs over whole commits: every shot's
+        controls = {r["job"]: tuple(r) for r in records.controls(store)}
+        self.keys = {shot: (origins[shot], tuple(sorted(runs.get(shot, []))), whole,
+                            controls.get(shot)) for shot in sorted(origins)}
+        self.holds = {shot: _since(seqs, seq) for shot, (_, seq) in origins.items()}
+
+
+def _since(seqs: dict[str, int], seq: int) -> Holds:
+    """The blends commits from ``seq`` on: they hold a shot whose origin is at ``seq``."""
+    return lambda commit: seqs.get(commit, -1) >= seq
+
+
+def still(made: JobView, key: tuple[Any, ...]) -> bool:
+    """A view that moves only by what is written: none of its pipeline jobs runs, and its
+    job is settled or has not started (it has no elapsed time to count)."""
+    runs = key[1] + key[2]
+    if any(run[2] == "running" for run in runs):
+        return False
+    return made.state in SETTLED or not runs
+
 
 
 def failures(engine: Engine, job: str) -> list[dict[str, str]]:

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tilefarm.engine.store.schema import MIGRATIONS, SCHEMA
+from tilefarm.engine.store.schema import INDEXES, MIGRATIONS, SCHEMA
 from tilefarm.errors import TilefarmError
 from tilefarm.runtime.files import copy_file, sha256_file
 
@@ -119,6 +119,7 @@ class Store:
                 db.execute(f"PRAGMA user_version = {step}")
         if version == len(MIGRATIONS):
             self.db.execute(f"PRAGMA user_version = {version}")
+        self.db.executescript(INDEXES)
 
     def close(self) -> None:
         self.db.close()
@@ -222,12 +223,57 @@ class Store:
         if commit_id is None:
             return []
         prefix = normalize(prefix)
+        if prefix == "/":
+            return self._files("SELECT path, hash, size FROM files WHERE commit_id=? "
+                               "ORDER BY path", commit_id)
+        # A range of the primary key: "/a" and the paths under "/a/" sort from "/a" to
+        # before "/a0" (with "/a.b" and the like among them, left out here).
+        return [info for info in self._files(
+            "SELECT path, hash, size FROM files WHERE commit_id=? AND path>=? AND path<? "
+            "ORDER BY path", commit_id, prefix, prefix + "0")
+            if info.path == prefix or info.path.startswith(prefix + "/")]
+
+    def shot_history(self, repo: str, shot: str) -> list[tuple[str, dict[str, str]]]:
+        """Each commit of ``repo``, the newest first, with the files of render job ``shot``
+        it holds (``in_shot``: path -> hash), in one read."""
         with self.lock:
-            rows = self.db.execute("SELECT path, hash, size FROM files WHERE commit_id=? "
-                                   "ORDER BY path", (commit_id,)).fetchall()
-        under = prefix.rstrip("/") + "/"
-        return [FileInfo(r["path"], r["hash"], r["size"]) for r in rows
-                if prefix == "/" or r["path"] == prefix or r["path"].startswith(under)]
+            # One range of the primary key holds "/S", "/S.blend" and "/S/...": "/S" to
+            # before "/S0" (with "/S-x" and the like, left out here).
+            rows = self.db.execute(
+                "SELECT c.id, f.path, f.hash FROM commits c LEFT JOIN files f ON "
+                "f.commit_id=c.id AND f.path>=? AND f.path<? WHERE c.repo=? ORDER BY c.seq DESC",
+                (f"/{shot}", f"/{shot}0", repo)).fetchall()
+        history: dict[str, dict[str, str]] = {}
+        for row in rows:
+            files = history.setdefault(row["id"], {})
+            if row["path"] is not None and in_shot(row["path"], shot):
+                files[row["path"]] = row["hash"]
+        return list(history.items())
+
+    def changes(self, commit_id: str, parent: str | None) -> tuple[dict[str, str], list[str]]:
+        """What a commit changed from ``parent`` (None: from nothing): path -> hash of each
+        file added or changed, and each path removed. Compared in SQLite, not in Python."""
+        with self.lock:
+            put = self.db.execute("SELECT path, hash FROM files WHERE commit_id=? EXCEPT "
+                                  "SELECT path, hash FROM files WHERE commit_id=?",
+                                  (commit_id, parent)).fetchall()
+            gone = self.db.execute("SELECT path FROM files WHERE commit_id=? EXCEPT "
+                                   "SELECT path FROM files WHERE commit_id=?",
+                                   (parent, commit_id)).fetchall()
+        return {r["path"]: r["hash"] for r in put}, [r["path"] for r in gone]
+
+    def _files(self, sql: str, *args: object) -> list[FileInfo]:
+        with self.lock:
+            rows = self.db.execute(sql, args).fetchall()
+        return [FileInfo(r["path"], r["hash"], r["size"]) for r in rows]
+
+    def stamp(self) -> tuple[int, int]:
+        """Changes the store has had, as this connection sees them: a write of another
+        connection moves the first number (SQLite's ``data_version``), one of this
+        connection the second. Equal stamps: nothing was written in between."""
+        with self.lock:
+            version = self.db.execute("PRAGMA data_version").fetchone()[0]
+            return int(version), self.db.total_changes
 
     def write_commit(self, repo: str, branch: str, files: Mapping[str, FileInfo], *,
                      parent: str | None, state: str = "finished", job: str | None = None,

@@ -104,6 +104,11 @@ def jobs_of_shot(store: Store, shot: str) -> list[Row]:
                 shot)
 
 
+def job_states(store: Store) -> list[Row]:
+    """``id, shot, state`` and the counts of every job: what a jobs view can change by."""
+    return _all(store, "SELECT id, shot, state, processed, skipped, failed FROM jobs")
+
+
 def find_job(store: Store, pipeline: str, prefix: str) -> Row | None:
     """The job of ``pipeline`` whose id starts with ``prefix``."""
     return _one(store, "SELECT * FROM jobs WHERE pipeline=? AND id LIKE ?", pipeline,
@@ -195,10 +200,10 @@ def shot_peak(store: Store, pipeline: str, shot: str) -> int | None:
 
 # -- commits, by what a job looks for --------------------------------------------------------
 
-def commit_ids(store: Store, repo: str) -> list[str]:
-    """Every commit of ``repo``, the newest first."""
-    return [r["id"] for r in _all(store, "SELECT id FROM commits WHERE repo=? ORDER BY seq DESC",
-                                  repo)]
+def commit_seqs(store: Store, repo: str) -> dict[str, int]:
+    """Each commit of ``repo`` -> its place in the store's history."""
+    return {r["id"]: int(r["seq"]) for r in _all(store, "SELECT id, seq FROM commits WHERE "
+                                                 "repo=?", repo)}
 
 
 def commit_place(store: Store, commit: str) -> tuple[str | None, int]:

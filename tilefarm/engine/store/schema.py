@@ -52,3 +52,9 @@ MIGRATIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("job_control", "max_workers", "INTEGER", ()),  # the most datums of the job at once
     ("job_control", "tags", "TEXT", ()),  # the node tags it runs on, comma-separated
 )
+# Indexes on columns that migrations added: made once the store has them (Store._migrate).
+# A farm's age must not cost its reads: a shot's jobs and commits are found by the shot.
+INDEXES = """
+CREATE INDEX IF NOT EXISTS jobs_by_shot ON jobs (shot, created);
+CREATE INDEX IF NOT EXISTS commits_by_shot ON commits (repo, shot, seq);
+"""
