@@ -21,7 +21,6 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from tilefarm.blender import runtimes
 from tilefarm.blender.runtimes import WarmRunner
@@ -59,14 +58,13 @@ class Farm:
                                        progress=lambda job, counts: self._dirty.set(),
                                        on_end=self._job_ended)
         self.version = 0
-        self.snapshot: list[dict[str, Any]] = []
-        self.snapshot_json = b"[]"  # the snapshot as GET /api/jobs sends it
+        self.snapshot_json = b"[]"  # the jobs view as GET /api/jobs sends it
         # Told (on the watcher) of each new version of the view: (version, its JSON).
         self.listeners: list[Callable[[int, bytes], None]] = []
         self._views_lock = threading.Lock()  # one recomputation of the view at a time
         self._views: state.Views | None = None  # on a reader of its own, made on first use
-        # job -> (the view Views made, as shown: scrubbed and with ``waiting``, its document)
-        self._shown: dict[str, tuple[state.JobView, state.JobView, dict[str, Any]]] = {}
+        # job -> (the view Views made, as shown: scrubbed and with ``waiting``, its JSON)
+        self._shown: dict[str, tuple[state.JobView, state.JobView, bytes]] = {}
         self._offered: list[frozenset[str]] | None = None
         # Blender Asset Tracer is not thread-safe (splitter/pack.py): one intake at a time.
         self._take_lock = threading.Lock()
@@ -211,25 +209,24 @@ class Farm:
             if not moved and self.version:
                 return  # no view was made again: nothing changed
             self._shown = {view.job: last for view, last in zip(views, shown)}
-            documents = [document for _, _, document in shown]
-            if documents == self.snapshot and self.version:
+            snapshot = b"[" + b", ".join(document for _, _, document in shown) + b"]"
+            if snapshot == self.snapshot_json and self.version:
                 return  # unchanged (the first view counts as a change: it is the first)
-            self.snapshot = documents
-            self.snapshot_json = json.dumps(documents).encode()
+            self.snapshot_json = snapshot
             self.version += 1
             self._notify(self._views.engine, [view for _, view, _ in shown])
             for listener in list(self.listeners):  # in order: under the lock (they only queue)
                 listener(self.version, self.snapshot_json)
 
     def _show(self, view: state.JobView, offered: list[frozenset[str]] | None,
-              ) -> tuple[state.JobView, state.JobView, dict[str, Any]]:
+              ) -> tuple[state.JobView, state.JobView, bytes]:
         """A view as the API shows it: job-relative names in its error, and why it waits
         when no node has its tags."""
         shown = dataclasses.replace(view, error=scrub(view.error, self.root))
         if offered is not None and view.state in ("queued", "running") and not any(
                 may_run(view.tags, tags) for tags in offered):
             shown.waiting = waiting_for(view.tags)
-        return view, shown, shown.document()
+        return view, shown, json.dumps(shown.document()).encode()
 
     def _node_tags(self) -> list[frozenset[str]] | None:
         """Each node's tags on a Ray cluster (``nodes.pool``); None on one machine."""
