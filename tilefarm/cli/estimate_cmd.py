@@ -33,6 +33,8 @@ from tilefarm.plan import layout
 from tilefarm.plan.estimate import (Stages, interpolate, makespan, probe_frames,
                                     with_straggler)
 from tilefarm.plan.model import Plan, read_plan
+from tilefarm.plan.preempt import COMPOSE, NeverFinishes, distribution, recommend
+from tilefarm.plan.wholeframe import whole_frame_reason
 from tilefarm.sizes import format_size
 from tilefarm.splitter.intake import open_job
 from tilefarm.splitter.split import FACTS_CACHE_ENV, plan_job
@@ -40,6 +42,7 @@ from tilefarm.splitter.split import FACTS_CACHE_ENV, plan_job
 NOISE = 0.10  # run-to-run spread of a render's time on one machine (bench/estimate.py)
 STRAGGLER = 1.5  # the slow machine of the range's high end: half as fast again
 WARM_UP = 0.6  # a Blender's start and the file's opening, of planning's inspection
+REPLACE = 60.0  # seconds until a preempted spot worker is back: an instance's boot, Blender's
 
 
 @dataclass
@@ -176,6 +179,8 @@ def estimate(args: argparse.Namespace, plan: Plan, measured: Measured, probe_sec
                      "makespan_high_s": round(with_straggler(high, n, STRAGGLER), 2),
                      "cost": (round(span / 3600 * n * args.price_per_hour, 4)
                               if args.price_per_hour is not None else None)})
+        if args.preempt is not None:
+            rows[-1]["preempt"] = spot(args, plan, stages, frame_seconds, merge, n)
     ordered = sorted(frame_seconds.items(), key=lambda kv: (kv[1], kv[0]))
     return {
         "job": plan.job, "frames": len(plan.frames),
@@ -190,8 +195,42 @@ def estimate(args: argparse.Namespace, plan: Plan, measured: Measured, probe_sec
     } | {"workers": rows}
 
 
+def spot(args: argparse.Namespace, plan: Plan, stages: Stages, frame_seconds: dict[int, float],
+         merge: float, workers: int) -> dict[str, Any]:
+    """The makespan on ``workers`` spot machines (``--preempt``), as planned and with the
+    tile grid and chunk that suit them best (``plan.preempt``)."""
+    rate, back = args.preempt, args.replace_seconds
+    untiled = max(0.0, merge - COMPOSE) if plan.tiled else merge
+    tileable = whole_frame_reason(plan.facts, plan.output.file_format) is None
+    grids = [(n, n) for n in (1, 2, 3, 4) if n == 1 or (
+        tileable and plan.width // n >= 32 and plan.height // n >= 32)]
+    chunks = [c for c in (1, 2, 4, 8) if c == 1 or c <= len(plan.frames) // workers]
+    try:
+        spread = distribution(stages, workers, rate, back)
+        grid, chunk, best = recommend(frame_seconds, grids, chunks, untiled, stages.startup,
+                                      stages.encode, workers, rate, back)
+    except NeverFinishes as exc:
+        raise UsageError(f"{exc} at {rate:g} interruptions a worker-hour", flag="--preempt"
+                         ) from None
+    return {"rate_per_hour": rate, "median_s": round(spread.median_s, 2),
+            "p90_s": round(spread.p90_s, 2),
+            "recommended": {"tiles": f"{grid[0]}x{grid[1]}", "chunk": chunk,
+                            "median_s": round(best.median_s, 2), "p90_s": round(best.p90_s, 2)}}
+
+
 def cmd_estimate(args: argparse.Namespace) -> int:
     args.workers = _workers(args.workers)
+    if args.preempt is not None and not 0 <= args.preempt <= 3600:
+        raise UsageError(f"{args.preempt:g} is not a rate; give interruptions per worker-hour, "
+                         "0-3600", flag="--preempt")
+    if args.replace_seconds is not None and args.preempt is None:
+        raise UsageError("--replace-seconds is how long a preempted worker takes to come back; "
+                         "give --preempt RATE with it", flag="--replace-seconds")
+    if args.replace_seconds is not None and args.replace_seconds < 0:
+        raise UsageError(f"{args.replace_seconds:g} is not a duration; use 0 or more seconds",
+                         flag="--replace-seconds")
+    if args.replace_seconds is None:
+        args.replace_seconds = REPLACE
     if args.price_per_hour is not None and args.price_per_hour < 0:
         raise UsageError(f"{args.price_per_hour:g} is not a price; use 0 or more",
                          flag="--price-per-hour")
@@ -236,6 +275,15 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         cost = f"{row['cost']:.2f}" if row["cost"] is not None else "-"
         print(f"{row['workers']:>7}  {row['makespan_s']:>7.1f} s  "
               f"{row['makespan_low_s']:>7.1f}-{row['makespan_high_s']:.1f} s  {cost}")
+    if args.preempt is not None:
+        print(f"on spot workers, {args.preempt:g} interruptions a worker-hour, each back "
+              f"{args.replace_seconds:g} s later:")
+        print(f"{'WORKERS':>7}  {'MEDIAN':>9}  {'P90':>9}  BEST TILES, CHUNK: MEDIAN, P90")
+        for row in result["workers"]:
+            spot_, best = row["preempt"], row["preempt"]["recommended"]
+            print(f"{row['workers']:>7}  {spot_['median_s']:>7.1f} s  {spot_['p90_s']:>7.1f} s  "
+                  f"{best['tiles']}, {best['chunk']}: {best['median_s']:.1f} s, "
+                  f"{best['p90_s']:.1f} s")
     return 0
 
 
@@ -264,6 +312,12 @@ def _estimate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--root", metavar="DIR",
                    help="a store where the job was rendered before (e.g. OUT/.tilefarm): "
                         "its measured times stand in for probes")
+    p.add_argument("--preempt", type=float, metavar="RATE",
+                   help="simulate spot workers taken away RATE times per worker-hour: the "
+                        "makespan's median and p90, and the tiles and chunk that suit them")
+    p.add_argument("--replace-seconds", type=float, metavar="S",
+                   help=f"with --preempt: how long a taken worker takes to come back (a new "
+                        f"instance boots and starts Blender; default {REPLACE:g})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_estimate)
 
