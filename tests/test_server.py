@@ -65,6 +65,10 @@ def test_a_submitted_job_renders_like_blender_and_is_steered_through_the_api(
                         "the job to finish")
         assert (done["frames_done"], done["frames_total"], done["tasks_total"]) == (3, 3, 12)
         assert done["eta_s"] == 0 and done["video"] and done["priority"] == 0
+        # Render-watch columns: its datums' time on the machines covers their Blender renders
+        detail = json.loads(urllib.request.urlopen(f"{url}/api/jobs/plain", timeout=30).read())
+        assert done["processing_s"] >= sum(t["render_seconds"] for t in detail["tiles"]) > 0
+        assert done["queuing_s"] is not None and 0 <= done["queuing_s"] <= done["elapsed_s"]
         wait_for(lambda: received, 15, "the webhook")
         assert received == [{"job": "plain", "state": "done", "frames_done": 3,
                              "frames_total": 3, "error": None, "video": True}]

@@ -79,3 +79,16 @@ def with_straggler(stages: Stages, workers: int, slowdown: float) -> float:
     renders = max(at for at, _ in free)
     return stages.startup + renders + list_schedule(stages.merges, workers) + stages.encode
 
+
+
+def remaining(running: Sequence[float], queued: Sequence[float], merges: Sequence[float],
+              encode: float, workers: int) -> float:
+    """Seconds until a running job ends: each running task's time left on its own machine,
+    then the queued tasks each to the machine free first, then the merges, then the encode
+    (the stages in turn, as ``makespan`` has them)."""
+    free = sorted(running)[-max(1, workers):] if running else []
+    free = [0.0] * max(0, max(1, workers) - len(free)) + free
+    heapq.heapify(free)
+    for duration in queued:
+        heapq.heapreplace(free, free[0] + duration)
+    return max(free) + list_schedule(merges, workers) + encode

@@ -48,6 +48,7 @@ JOB = _obj({
     "max_workers": CAP, "datums_running": {"type": "integer", "minimum": 0},
     "tags": {"type": "array", "items": STR},
     "waiting": {"type": ["string", "null"]},
+    "processing_s": NUM, "queuing_s": {"type": ["number", "null"]},
 })
 JOB_DETAIL = {"allOf": [_ref("Job"), _obj({
     "seconds_per_frame": {"type": "object", "additionalProperties": NUM},

@@ -21,6 +21,7 @@ from tilefarm.engine.control import shot_of_inputs
 from tilefarm.engine.engine import Engine
 from tilefarm.engine.shots import ShotIndex
 from tilefarm.engine.store import FileInfo, records, shot_of
+from tilefarm.server import times
 
 STATES = ("queued", "running", "paused", "done", "failed", "cancelled")
 SETTLED = ("done", "failed", "cancelled")  # states whose view no longer moves by itself
@@ -48,6 +49,8 @@ class JobView:
     datums_running: int = 0  # its datums running now, over every pipeline
     tags: list[str] = field(default_factory=list)  # the node tags it runs on (plan.tags)
     waiting: str | None = None  # why it does not run: no node with its tags (farm.Farm)
+    processing_s: float = 0.0  # the seconds its datums ran, over every machine
+    queuing_s: float | None = None  # from its submission to its first datum's start
 
     def document(self) -> dict[str, Any]:
         return asdict(self)
@@ -250,13 +253,13 @@ def view(engine: Engine, job: str, running: bool, holds: Holds | None = None) ->
     now = time.time()
     elapsed = ((ended if state in SETTLED and ended else now) - started) \
         if started else 0.0
-    eta = None
-    if state == "done":
-        eta = 0.0
-    elif merged and elapsed > 0:
-        eta = round(elapsed / len(merged) * (frames_total - len(merged)), 1)
     workers = max((r["workers"] for r in jobs if r["state"] == "running"), default=0) \
         if state == "running" else 0
+    eta = 0.0 if state == "done" else times.eta_s(
+        rows, len(plan["tasks"]) if plan else 0, frames_total - len(merged),
+        video_wanted and not has_video, workers or control.max_workers or 1, now) \
+        if state in ("running", "paused", "queued") and plan else None
+    at = now if state not in SETTLED or not ended else ended
     work = len(tasks) + frames_total
     progress = 1.0 if state == "done" else (tasks_done + len(merged)) / work if work else 0.0
     return JobView(job=job, state=state, frames_done=len(merged), frames_total=frames_total,
@@ -270,13 +273,11 @@ def view(engine: Engine, job: str, running: bool, holds: Holds | None = None) ->
                                           for p in peaks(engine, name, r).values()
                                           if p is not None), default=None),
                    max_workers=control.max_workers, tags=list(control.tags),
-                   datums_running=sum(1 for r in rows.values() for d in r if running_now(d)))
-
-
-def running_now(datum: Any) -> bool:
-    """A datum row started and not yet ended (a retry counts from its own start)."""
-    return datum["state"] == "pending" and datum["started"] is not None and (
-        datum["finished"] is None or datum["started"] >= datum["finished"])
+                   datums_running=sum(1 for r in rows.values() for d in r
+                                      if times.running_now(d)),
+                   processing_s=times.processing_s(rows, at),
+                   queuing_s=times.queuing_s(min((r["created"] for r in jobs), default=None),
+                                             rows, at))
 
 
 class Views:

@@ -71,7 +71,7 @@ function renderJobs(jobs) {
       row = document.createElement("tr");
       row.dataset.job = job.job;
       row.innerHTML = `<td class="name"></td><td class="state"></td><td><div class="bar"><div></div></div></td>
-        <td class="frames"></td><td class="elapsed"></td><td class="eta"></td>
+        <td class="frames"></td><td class="queuing"></td><td class="processing"></td><td class="elapsed"></td><td class="eta"></td>
         <td><input type="number" class="priority" step="1"></td><td class="workers"></td><td class="actions"></td>`;
       row.querySelector(".name").textContent = job.job;
       row.addEventListener("click", () => select(job.job));
@@ -91,6 +91,8 @@ function renderJobs(jobs) {
     row.querySelector(".bar > div").style.width = `${Math.round(100 * job.progress)}%`;
     row.querySelector(".bar").title = `${job.tasks_done}/${job.tasks_total} tasks, ${job.frames_done}/${job.frames_total} frames`;
     row.querySelector(".frames").textContent = `${job.frames_done}/${job.frames_total}`;
+    row.querySelector(".queuing").textContent = clock(job.queuing_s);
+    row.querySelector(".processing").textContent = clock(job.processing_s);
     row.querySelector(".elapsed").textContent = clock(job.elapsed_s);
     row.querySelector(".eta").textContent = clock(job.eta_s);
     const priority = row.querySelector(".priority");
