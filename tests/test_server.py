@@ -143,6 +143,32 @@ def test_a_submitted_job_renders_like_blender_and_is_steered_through_the_api(
         assert_one_line_error(run_cli("pause", "job", "nope", "--server", url),
                               "--server: no job 'nope' on this server")
 
+        # Estimated against actual: the shot rendered here, so its estimate comes from that
+        # history (no probe), and the jobs list shows it beside what the job took.
+        status, estimate = api(url, "GET", "/api/jobs/plain/estimate")
+        assert status == 200, estimate
+        assert estimate["from_history"] is True and estimate["probe_seconds"] == 0
+        assert (estimate["job"], estimate["frames"]) == ("plain", 3)
+        conforms(estimate, "Estimate")
+        one = next(r["makespan_s"] for r in estimate["workers"] if r["workers"] == 1)
+        assert job(url, "plain")["estimate_s"] == one  # type: ignore[index]
+        # A new version of the shot is estimated from that history as it arrives.
+        (job_dir / "tilefarm.json").write_text(json.dumps({"tiles": "1x1"}))
+        assert run_cli("submit", str(job_dir), "--server", url).returncode == 0
+        again = wait_for(lambda: (j := job(url, "plain")) and j["state"] == "done"
+                         and j["estimate_s"] is not None and j["tasks_total"] == 3 and j,
+                         300, "the new version, estimated, to finish")
+        assert again["elapsed_s"] > 0
+        status, estimate = api(url, "GET", "/api/jobs/plain/estimate")  # kept: made at intake
+        assert status == 200 and estimate["from_history"] is True
+        assert next(r["makespan_s"] for r in estimate["workers"]
+                    if r["workers"] == 1) == again["estimate_s"]
+    usage = run_cli("status", "plain", "--root", str(root))
+    assert usage.returncode == 0, usage.stderr
+    assert usage.stdout.rstrip().splitlines()[-1] == (
+        f"estimated {again['estimate_s']:.1f} s on one machine (from its history); "
+        f"took {again['elapsed_s']:.1f} s")
+
 
 def test_pause_resume_and_cancel(tmp_path: Path) -> None:
     """Pause lets running datums finish and starts none; resume skips finished work;

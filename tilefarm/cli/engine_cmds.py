@@ -242,7 +242,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def job_usage_table(engine: Engine, job: str) -> str:
     """A row per rendered tile of ``job`` and per merged frame: seconds and peak memory."""
-    from tilefarm.server import state  # reads the store as the dashboard does
+    from tilefarm.server import estimates, state  # reads the store as the dashboard does
 
     if job not in state.shots(engine):
         raise UsageError(f"no job {job!r} in the blends repo; see tilefarm list file "
@@ -254,7 +254,15 @@ def job_usage_table(engine: Engine, job: str) -> str:
              for t in state.tile_usage(engine, job, rows)]
     for row in lines:
         row[4] = format_size(peaks[int(row[0])]) if int(row[0]) in peaks else "-"
-    return table(["FRAME", "TILE", "SECONDS", "PEAK MEMORY", "FRAME PEAK"], lines)
+    text = table(["FRAME", "TILE", "SECONDS", "PEAK MEMORY", "FRAME PEAK"], lines)
+    kept = estimates.saved(engine.store.root, engine.store, job)  # a server's, if it made one
+    span = estimates.makespan(kept, 1)
+    if kept is not None and span is not None:
+        took = state.view(engine, job, False)
+        how = "its history" if kept["from_history"] else "probe renders"
+        text += (f"\nestimated {span:.1f} s on one machine (from {how}); "
+                 f"{'took' if took.state == 'done' else 'so far'} {took.elapsed_s:.1f} s")
+    return text
 
 
 def _input_text(spec: dict[str, object]) -> str:

@@ -88,7 +88,9 @@ def measure(root: Path, job: str, wall: float | None) -> Measured:
         peak, first, last = None, None, None
         earliest: tuple[float, tuple[int, int]] | None = None
         for pipeline in ("splitter", "renderer", "merger", "encoder"):
-            jobs = [j for j in records.jobs(store, pipeline) if j["state"] == "success"]
+            # A server's store holds every shot's jobs: this shot's, or whole commits'.
+            jobs = [j for j in records.jobs(store, pipeline) if j["state"] == "success"
+                    and j["shot"] in (job, None)]
             for row in jobs[:1]:  # the newest
                 first = min(first or row["created"], row["created"])
                 last = max(last or 0.0, row["finished"] or 0.0)

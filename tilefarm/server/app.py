@@ -114,7 +114,17 @@ class Api:
             document["log"] = [scrub(line, self.farm.root) for line in
                                log_lines(self.farm.root, engine, job)]
         document["error"] = scrub(document.get("error"), self.farm.root)
+        document["estimate_s"] = self.farm.estimate_of(job)
         return JSONResponse(document)
+
+    def estimate(self, request: Request) -> JSONResponse:
+        job = request.path_params["job"]
+        with self.farm.reader() as engine:
+            self._known(engine, job)
+        try:
+            return JSONResponse(self.farm.estimate(job))
+        except TilefarmError as exc:
+            raise ApiError(422, scrub(one_line(str(exc)), self.farm.root)) from None
 
     def frame(self, request: Request) -> Response:
         job, frame = request.path_params["job"], request.path_params["frame"]
@@ -372,6 +382,7 @@ def build_app(farm: Farm, token: str | None) -> TokenGate:
         Route(job + "/outputs", api.listing),
         Route(job + "/outputs/{path:path}", api.output),
         Route(job + "/outputs.zip", api.outputs_zip),
+        Route(job + "/estimate", api.estimate),
         *[Route(f"{job}/{verb}", api.control, methods=["POST"])
           for verb in ("pause", "resume", "cancel")],
         Route(job + "/priority", api.priority, methods=["POST"]),

@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tilefarm.blender import runtimes
 from tilefarm.blender.runtimes import WarmRunner
@@ -30,7 +31,7 @@ from tilefarm.engine.shots import ShotScheduler
 from tilefarm.pipelines.specs import packaged_specs
 from tilefarm.plan.tags import may_run, waiting_for
 from tilefarm.runtime.memory import available
-from tilefarm.server import state, templates
+from tilefarm.server import estimates, state, templates
 from tilefarm.server.gate import scrub
 from tilefarm.server.intake import take
 from tilefarm.splitter.split import FACTS_CACHE_ENV
@@ -68,6 +69,7 @@ class Farm:
         self._offered: list[frozenset[str]] | None = None
         # Blender Asset Tracer is not thread-safe (splitter/pack.py): one intake at a time.
         self._take_lock = threading.Lock()
+        self._estimate_lock = threading.Lock()
         self._last_states: dict[str, str] = {}
         self._dirty = threading.Event()
         self._intake: dict[str, WarmRunner] = {}
@@ -126,11 +128,34 @@ class Farm:
 
     def take(self, entry: Path) -> list[str]:
         """Intake of one uploaded job (``server.intake.take``), one at a time; a template
-        is kept, for its page to make more variants."""
+        is kept, for its page to make more variants. A new version of a shot that rendered
+        here is estimated from that history at once (no probe): its view shows it queued."""
         with self._take_lock:
             jobs = self._take(entry)
             templates.keep(self.root, entry)
-            return jobs
+        with self.reader() as engine:
+            known = [job for job in jobs if estimates.rendered_before(engine.store, job)]
+        for job in known:
+            threading.Thread(target=self._estimate_quietly, args=(job,), daemon=True,
+                             name=f"estimate-{job}").start()
+        return jobs
+
+    def estimate(self, job: str) -> dict[str, Any]:
+        """The job's estimate (``server.estimates``), one at a time: probes render here."""
+        with self._estimate_lock:
+            with self.reader() as engine:
+                made = estimates.make(self.root, engine.store, job)
+        with self._views_lock:
+            if self._views is not None:
+                self._views.made.pop(job, None)  # shown again, with its estimate
+        self.refresh()
+        return made
+
+    def _estimate_quietly(self, job: str) -> None:
+        try:
+            self.estimate(job)
+        except Exception as exc:  # an estimate is advice: the job renders without one
+            print(f"tilefarm serve: {job}: no estimate: {exc}", file=sys.stderr, flush=True)
 
     def _take(self, entry: Path) -> list[str]:
         with self.reader() as engine:
@@ -222,11 +247,22 @@ class Farm:
               ) -> tuple[state.JobView, state.JobView, bytes]:
         """A view as the API shows it: job-relative names in its error, and why it waits
         when no node has its tags."""
-        shown = dataclasses.replace(view, error=scrub(view.error, self.root))
+        shown = dataclasses.replace(view, error=scrub(view.error, self.root),
+                                    estimate_s=self.estimate_of(view.job))
         if offered is not None and view.state in ("queued", "running") and not any(
                 may_run(view.tags, tags) for tags in offered):
             shown.waiting = waiting_for(view.tags)
         return view, shown, json.dumps(shown.document()).encode()
+
+    def estimate_of(self, job: str) -> float | None:
+        """The makespan its kept estimate gives on this farm's machines: one here (its
+        workers share this machine's cores), or each Ray node."""
+        if self._views is None:
+            self.refresh()
+        assert self._views is not None
+        machines = len(self._node_tags() or ()) or 1
+        return estimates.makespan(estimates.saved(self.root, self._views.engine.store, job),
+                                  machines)
 
     def _node_tags(self) -> list[frozenset[str]] | None:
         """Each node's tags on a Ray cluster (``nodes.pool``); None on one machine."""

@@ -33,6 +33,7 @@ def _obj(required: dict[str, Any], **optional: Any) -> dict[str, Any]:
 INT = {"type": "integer"}
 STR = {"type": "string"}
 NUM = {"type": "number"}
+SECONDS_OR_NULL = {"type": ["number", "null"]}
 CAP = {"type": ["integer", "null"], "minimum": 1, "maximum": 2**31 - 1}
 JOB_PARAM = {"name": "job", "in": "path", "required": True, "schema": STR,
              "description": "the job's name: its .blend's stem, or its folder's name"}
@@ -48,7 +49,7 @@ JOB = _obj({
     "max_workers": CAP, "datums_running": {"type": "integer", "minimum": 0},
     "tags": {"type": "array", "items": STR},
     "waiting": {"type": ["string", "null"]},
-    "processing_s": NUM, "queuing_s": {"type": ["number", "null"]},
+    "processing_s": NUM, "queuing_s": SECONDS_OR_NULL, "estimate_s": SECONDS_OR_NULL,
 })
 JOB_DETAIL = {"allOf": [_ref("Job"), _obj({
     "seconds_per_frame": {"type": "object", "additionalProperties": NUM},
@@ -61,6 +62,16 @@ JOB_DETAIL = {"allOf": [_ref("Job"), _obj({
     "log": {"type": "array", "items": STR},
 })]}
 TAKEN = _obj({"jobs": {"type": "array", "items": STR}})
+ESTIMATE = _obj({  # tilefarm estimate --json
+    "job": STR, "frames": INT,
+    "seconds_per_frame": _obj({"min": NUM, "median": NUM, "max": NUM, "min_frame": INT,
+                               "max_frame": INT}),
+    "cpu_seconds": NUM, "peak_memory_bytes": {"type": ["integer", "null"]},
+    "probe_seconds": NUM, "from_history": {"type": "boolean"},
+    "workers": {"type": "array", "items": _obj({
+        "workers": INT, "makespan_s": NUM, "makespan_low_s": NUM, "makespan_high_s": NUM,
+        "cost": SECONDS_OR_NULL})},
+})
 TEMPLATE = _obj({
     "job": STR,
     "fields": {"type": "array", "items": _obj({
@@ -171,6 +182,13 @@ def _paths() -> dict[str, Any]:
                                                              "pattern": r"^\d+/\d+$"}}},
                                           "content": {"application/zip": {"schema": binary}}}}),
         },
+        "/api/jobs/{job}/estimate": {
+            "get": _operation("how long the job takes, as tilefarm estimate --json: from this "
+                              "server's renders of the shot, else by probe renders here "
+                              "(made once per version of the job)", {
+                                  "200": _json(_ref("Estimate"), "the estimate"),
+                                  "422": _error("the job cannot be estimated, and why")}),
+        },
         "/api/jobs/{job}/pause": _control("pause"),
         "/api/jobs/{job}/resume": _control("resume"),
         "/api/jobs/{job}/cancel": _control("cancel"),
@@ -230,7 +248,8 @@ def document() -> dict[str, Any]:
         "paths": _paths(),
         "security": [{}, {"token": []}],  # a server started with --token needs it
         "components": {
-            "schemas": {"Error": _obj({"error": STR}), "Job": JOB, "JobDetail": JOB_DETAIL},
+            "schemas": {"Error": _obj({"error": STR}), "Job": JOB, "JobDetail": JOB_DETAIL,
+                        "Estimate": ESTIMATE},
             "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -51,6 +51,7 @@ class JobView:
     waiting: str | None = None  # why it does not run: no node with its tags (farm.Farm)
     processing_s: float = 0.0  # the seconds its datums ran, over every machine
     queuing_s: float | None = None  # from its submission to its first datum's start
+    estimate_s: float | None = None  # its kept estimate's makespan here (server.estimates)
 
     def document(self) -> dict[str, Any]:
         return asdict(self)
