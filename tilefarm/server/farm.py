@@ -115,6 +115,7 @@ class Farm:
         with self._views_lock:
             if self._views is not None:
                 self._views.engine.close()
+                self._views = None  # a late refresh (an estimate ending) makes nothing
         self.engine.close()
 
     def intake_runner(self, series: str) -> WarmRunner:
@@ -222,12 +223,13 @@ class Farm:
                 self._views = state.Views(Engine(self.root, lock=False))
             views = self._views.update(self.busy)
             offered = self._node_tags()
+            machines = len(offered or ()) or 1
             moved = offered != self._offered or len(views) != len(self._shown)
             shown = []
             for view in views:
                 last = self._shown.get(view.job)
                 if last is None or last[0] is not view or offered != self._offered:
-                    last = self._shown[view.job] = self._show(view, offered)
+                    last = self._shown[view.job] = self._show(view, offered, machines)
                     moved = True
                 shown.append(last)
             self._offered = offered
@@ -243,24 +245,26 @@ class Farm:
             for listener in list(self.listeners):  # in order: under the lock (they only queue)
                 listener(self.version, self.snapshot_json)
 
-    def _show(self, view: state.JobView, offered: list[frozenset[str]] | None,
+    def _show(self, view: state.JobView, offered: list[frozenset[str]] | None, machines: int,
               ) -> tuple[state.JobView, state.JobView, bytes]:
         """A view as the API shows it: job-relative names in its error, and why it waits
         when no node has its tags."""
         shown = dataclasses.replace(view, error=scrub(view.error, self.root),
-                                    estimate_s=self.estimate_of(view.job))
+                                    estimate_s=self.estimate_of(view.job, machines))
         if offered is not None and view.state in ("queued", "running") and not any(
                 may_run(view.tags, tags) for tags in offered):
             shown.waiting = waiting_for(view.tags)
         return view, shown, json.dumps(shown.document()).encode()
 
-    def estimate_of(self, job: str) -> float | None:
+    def estimate_of(self, job: str, machines: int | None = None) -> float | None:
         """The makespan its kept estimate gives on this farm's machines: one here (its
         workers share this machine's cores), or each Ray node."""
         if self._views is None:
             self.refresh()
-        assert self._views is not None
-        machines = len(self._node_tags() or ()) or 1
+        if self._views is None:  # stopped
+            return None
+        if machines is None:
+            machines = len(self._node_tags() or ()) or 1
         return estimates.makespan(estimates.saved(self.root, self._views.engine.store, job),
                                   machines)
 

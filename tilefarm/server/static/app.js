@@ -257,7 +257,7 @@ function templateForm(template) {
     const answer = await response.json().catch(() => ({}));
     status.className = response.ok ? "template-status" : "template-status error";
     status.textContent = response.ok ? `queued ${answer.job}` : answer.error || response.statusText;
-    if (response.ok) select(answer.job);
+    if (response.ok) { select(answer.job); loadTemplates(); }  // the variant is recorded now
   });
   $("template-forms").appendChild(form);
   return form;
@@ -270,7 +270,9 @@ function connect() {
     const jobs = JSON.parse(event.data);
     renderJobs(jobs);
     const key = jobs.map((j) => j.job).join(",");
-    if (key !== templatesKey) { templatesKey = key; loadTemplates(); }
+    // A job shows as soon as intake puts it; the server keeps a template (and records a
+    // variant) a moment after: look again once that moment has passed.
+    if (key !== templatesKey) { templatesKey = key; loadTemplates(); setTimeout(loadTemplates, 1500); }
   });
   events.onerror = () => { $("live").textContent = "reconnecting…"; };
 }
