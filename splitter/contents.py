@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -140,14 +139,22 @@ def settings_files(source: JobSource, settings: JobSettings) -> list[tuple[str, 
     return [(name.as_posix(), path)]
 
 
+def packed_dir(source: JobSource, staging: Path) -> Path:
+    """Where ``stage_job`` keeps the .blend files packing rewrote."""
+    return staging / source.job / "packed"
+
+
 def stage_job(source: JobSource, settings: JobSettings, staging: Path,
-              facts: SceneFacts | None = None) -> list[tuple[str, Path]]:
+              facts: SceneFacts | None = None,
+              contents: Contents | None = None) -> list[tuple[str, Path]]:
     """The files the job puts into ``blends``, packed: the main .blend and every dependency at
     relative paths inside ``/<job>/`` (rewritten .blend files staged under ``staging``), the
     files its settings name, and ``tilefarm.json`` carrying the merged settings so every
     engine plans the same. A lone .blend that needs nothing else stays ``/<job>.blend``.
-    ``facts`` (the plan's) excuse missing files the render never reads."""
-    contents = job_contents(source, settings, staging / source.job / "packed", facts)
+    ``facts`` (the plan's) excuse missing files the render never reads. ``contents``: the
+    job as its plan already packed it into ``packed_dir(source, staging)``, not packed again."""
+    if contents is None:
+        contents = job_contents(source, settings, packed_dir(source, staging), facts)
     document = _pruned(dump(settings))
     # A variant's main file is a substituted copy: it takes the template's name in the job.
     main = PurePosixPath(source.relative_blend).name
@@ -200,14 +207,10 @@ def stage_template(source: JobSource, settings: JobSettings, staging: Path,
                       if f"/{source.job}/{path}" not in have]
 
 
-def dependency_listing(source: JobSource, settings: JobSettings,
-                       facts: SceneFacts | None = None) -> list[DependencyEntry]:
+def listing(source: JobSource, contents: Contents) -> list[DependencyEntry]:
     """Every file the job needs but its main .blend, as packed (path inside the job, bytes),
-    then the missing ones the render reads as the .blend names them; raises as
-    ``job_contents`` does."""
-    with tempfile.TemporaryDirectory(prefix="tilefarm-pack-") as tmp:
-        contents = job_contents(source, settings, Path(tmp), facts)
-        found = [DependencyEntry(path, file.stat().st_size, False)
-                 for path, file in [*contents.packed.entries, *contents.settings_files]
-                 if path != source.blend.name]
+    then the missing ones the render reads as the .blend names them."""
+    found = [DependencyEntry(path, file.stat().st_size, False)
+             for path, file in [*contents.packed.entries, *contents.settings_files]
+             if path != source.blend.name]
     return found + [DependencyEntry(dep.path, 0, True) for dep in contents.missing]

@@ -19,9 +19,9 @@ from tilefarm.blender import runtimes
 from tilefarm.errors import JobSourceError
 from tilefarm.plan.model import Plan
 from tilefarm.plan.settings import JobSettings
-from tilefarm.splitter.contents import stage_job, stage_template
+from tilefarm.splitter.contents import packed_dir, stage_job, stage_template
 from tilefarm.splitter.intake import JobSource, open_job
-from tilefarm.splitter.split import RunnerFor, job_versions, plan_job
+from tilefarm.splitter.split import RunnerFor, job_versions, plan_contents
 from tilefarm.splitter.variants import expanded, with_sets
 
 
@@ -73,8 +73,10 @@ def prepared(entry: Path, flags: JobSettings, staging: Path, *,
         jobs = []
         for variant in found:
             source = variant.source
-            plan = plan_job(source, flags, runners)
+            job_staging = staging / source.job
+            plan, contents = plan_contents(source, flags, runners,
+                                           packed_dir(source, job_staging))
             settings = source.settings.merged(flags)
             jobs.append(Prepared(source.job, variant.name, settings, plan,
-                                 stage_job(source, settings, staging / source.job, plan.facts)))
+                                 stage_job(source, settings, job_staging, plan.facts, contents)))
         yield Intake(template, jobs)

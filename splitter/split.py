@@ -10,7 +10,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from tilefarm.splitter.contents import check_traced, dependency_listing, unread_notes
+from tilefarm.splitter.contents import (Contents, check_traced, job_contents, listing,
+                                        unread_notes)
 from tilefarm.splitter.intake import JobSource
 
 from tilefarm import __version__
@@ -81,6 +82,14 @@ def plan_job(source: JobSource, flags: JobSettings,
              runner_for: RunnerFor = runtimes.runner_for) -> Plan:
     """Plan ``source`` with its job settings, overridden by ``flags`` (command-line values).
     The scene is inspected by the runtime that will render it (``job_versions``)."""
+    with tempfile.TemporaryDirectory(prefix="tilefarm-pack-") as tmp:
+        return plan_contents(source, flags, runner_for, Path(tmp))[0]
+
+
+def plan_contents(source: JobSource, flags: JobSettings, runner_for: RunnerFor,
+                  work: Path) -> tuple[Plan, Contents]:
+    """``plan_job``, and the job as packed for it (rewritten .blend files kept in ``work``),
+    so that staging it packs nothing again (``stage_job(contents=)``)."""
     settings = source.settings.merged(flags)
     if settings.variants:
         # Put as it is (pachctl), a template would render as itself, its variants ignored.
@@ -97,11 +106,11 @@ def plan_job(source: JobSource, flags: JobSettings,
     # Blender opens a file whose dependencies are missing: inspecting first tells which
     # missing files the render really reads (only those are refused).
     facts = inspect(source, settings.scene, runner_for(versions.rendered_by))
-    dependencies = dependency_listing(source, settings, facts)  # refuses missing files up front
+    contents = job_contents(source, settings, work, facts)  # refuses missing files up front
     check_traced(source, facts.files)
     return make_plan(source.job, source.relative_blend, facts, settings, origins,
-                     source=str(source.blend), dependencies=dependencies,
-                     versions=versions, notes=unread_notes(source, facts))
+                     source=str(source.blend), dependencies=listing(source, contents),
+                     versions=versions, notes=unread_notes(source, facts)), contents
 
 
 def plan_document(plan: Plan) -> object:

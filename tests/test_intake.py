@@ -151,3 +151,34 @@ def test_files_the_packer_cannot_trace_are_refused(assets: Assets, tmp_path: Pat
     BlenderRunner(timeout=300).run_script(script, {"job": str(job)}, label="ies-scene")
     assert_one_line_error(run_cli("plan", str(job)), str(job / "shot.blend"),
                           "does not trace", str(job / "lamp.ies"))
+
+
+def test_intake_traces_and_packs_a_job_once(assets: Assets, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planning a job and staging it share one pack, and each .blend is traced once (finding
+    the main .blend of a job directory traces each one): the staged files are the ones the
+    plan lists, the rewritten shot included."""
+    from tilefarm.plan.settings import JobSettings
+    from tilefarm.splitter import assets as assets_module
+    from tilefarm.splitter import contents, prepare
+
+    calls: dict[str, list[str]] = {"pack": [], "trace": []}
+
+    def counted(name: str, function):  # type: ignore[no-untyped-def]
+        def wrapper(blend, *args):  # type: ignore[no-untyped-def]
+            calls[name].append(Path(blend).name)
+            return function(blend, *args)
+        return wrapper
+
+    monkeypatch.setattr(contents, "pack", counted("pack", contents.pack))
+    monkeypatch.setattr(assets_module, "_trace", counted("trace", assets_module._trace))
+    assets_module._TRACED.clear()
+    with prepare.prepared(assets.job("library"), JobSettings(), tmp_path / "staging") as intake:
+        [job] = intake.jobs
+        staged = {path.split("/", 2)[2]: file for path, file in job.entries}
+        listed = {d.path: d.bytes for d in job.plan.dependencies}
+        assert listed and all(staged[path].stat().st_size == size
+                              for path, size in listed.items())
+        assert staged["shot.blend"].is_relative_to(tmp_path / "staging")  # rewritten once
+    assert calls["pack"] == ["shot.blend"]
+    assert sorted(calls["trace"]) == ["lib.blend", "shot.blend"]

@@ -23,9 +23,9 @@ from tilefarm.cli.render_cmd import RENDER_COMMANDS
 from tilefarm.cli.server_cmds import SERVER_COMMANDS
 from tilefarm.errors import UsageError
 from tilefarm.runtime.exitcodes import run_main
-from tilefarm.splitter.contents import stage_job
+from tilefarm.splitter.contents import packed_dir, stage_job
 from tilefarm.splitter.intake import open_job
-from tilefarm.splitter.split import plan_document, plan_job
+from tilefarm.splitter.split import plan_contents, plan_document, plan_job
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -56,10 +56,13 @@ def cmd_pack(args: argparse.Namespace) -> int:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"{out} exists and is not an empty directory; name a new one",
                          flag="-o")
-    plan = plan_job(source, flags)  # the checks render makes: which missing files matter
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tilefarm-pack-") as tmp:
-        entries = stage_job(source, source.settings.merged(flags), Path(tmp), plan.facts)
+        # The checks render makes: which missing files matter.
+        plan, contents = plan_contents(source, flags, runner_for,
+                                       packed_dir(source, Path(tmp)))
+        entries = stage_job(source, source.settings.merged(flags), Path(tmp), plan.facts,
+                            contents)
         staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         try:
             for path, file in entries:  # "/<job>/<inside>", or "/<job>.blend" for a lone file
