@@ -29,37 +29,18 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parent.parent
-TILEFARM = Path(sys.executable).parent / "tilefarm"
+from common import TILEFARM, serve, stop
+
 SOURCE = "j0000"
-
-
-def serve(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    (root / "server.json").unlink(missing_ok=True)
-    proc = subprocess.Popen([str(TILEFARM), "serve", "--root", str(root), "--port", "0"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not (root / "server.json").exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit(f"the server on {root} did not start")
-        time.sleep(0.1)
-    return proc, json.loads((root / "server.json").read_text())["url"]
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
 
 
 def request(conn: http.client.HTTPConnection, method: str, path: str,

@@ -17,22 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tilefarm.engine.engine import Engine  # noqa: E402
-from tilefarm.pipelines.specs import packaged_specs  # noqa: E402
-
-TILEFARM = Path(sys.executable).parent / "tilefarm"
+import common
+from common import stop
+from tilefarm.engine.engine import Engine
+from tilefarm.pipelines.specs import packaged_specs
 
 
 def status(pid: int, field: str) -> int:
@@ -43,17 +38,10 @@ def status(pid: int, field: str) -> int:
 
 
 def serve(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    proc = subprocess.Popen([str(TILEFARM), "serve", "--root", str(root), "--port", "0"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    info = root / "server.json"
+    """The server, once its job shows paused (its pipelines' jobs have run)."""
+    proc, url = common.serve(root)
     deadline = time.monotonic() + 60
-    while not info.exists():
-        if time.monotonic() > deadline:
-            raise SystemExit("the server did not start")
-        time.sleep(0.1)
-    url = json.loads(info.read_text())["url"]
-    deadline = time.monotonic() + 60
-    while True:  # until the job shows, paused (its pipelines' jobs have run)
+    while True:
         with urllib.request.urlopen(url + "/api/jobs", timeout=30) as answer:
             jobs = json.loads(answer.read())
         if jobs and jobs[0]["state"] == "paused":
@@ -61,11 +49,6 @@ def serve(root: Path) -> tuple[subprocess.Popen[bytes], str]:
         if time.monotonic() > deadline:
             raise SystemExit(f"the job did not settle: {jobs}")
         time.sleep(0.2)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
 
 
 def measure(pid: int, url: str, headers: dict[str, str] | None = None) -> tuple[int, int]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,13 +26,10 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import TILEFARM, demo, serve, stop
+from tests.pipeline import assert_identical, reference
+from tilefarm.blender.runner import BlenderRunner
 
-from tests.pipeline import assert_identical, reference  # noqa: E402
-from tilefarm.blender.runner import BlenderRunner  # noqa: E402
-
-TILEFARM = Path(sys.executable).parent / "tilefarm"
 JOB = "loaded"
 
 
@@ -137,17 +133,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tilefarm-load-") as tmp:
         work = Path(tmp)
         blend = work / f"{JOB}.blend"
-        subprocess.run([str(TILEFARM), "demo", str(blend), "--frames", str(args.frames),
-                        "--resolution", "160x90", "--samples", "32", "--no-denoise"],
-                       check=True, stdout=subprocess.DEVNULL)
+        demo(blend, args.frames, "160x90", 32, denoise=False)
         own = reference(blend, work / "own", BlenderRunner(timeout=3600))
         root = work / "store"
-        server = subprocess.Popen([str(TILEFARM), "serve", "--root", str(root), "--port", "0"],
-                                  stdout=subprocess.DEVNULL)
+        server, url = serve(root)
         try:
-            while not (root / "server.json").exists():
-                time.sleep(0.1)
-            url = json.loads((root / "server.json").read_text())["url"]
             idle = polls(url, args.clients, 5)
             until = threading.Event()
             subscribers = [Subscriber(url, until) for _ in range(args.subscribers)]
@@ -172,8 +162,7 @@ def main() -> int:
             subprocess.run([str(TILEFARM), "fetch", JOB, "--server", url, "--out",
                             str(work / "out")], check=True, stdout=subprocess.DEVNULL)
         finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=60)
+            stop(server)
         published: list[tuple[str, int]] = []
         for poller in pollers:  # every change any poller saw, in order
             for seen in poller.seen:

@@ -1,0 +1,95 @@
+"""Benchmark cases on a real Ray cluster on this machine, run by ``bench/overhead.py --case
+ray`` and ``--case straggler`` (see its docstring)."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+from common import TILEFARM, tilefarm
+
+
+def ray_case(args: argparse.Namespace, work: Path) -> int:
+    from tests.raycluster import Cluster
+
+    blend, tiny = work / "demo.blend", work / "tiny.blend"
+    for path, flags in ((blend, ["--frames", str(args.frames), "--resolution", args.resolution,
+                                 "--samples", str(args.samples)]),
+                        (tiny, ["--frames", "4", "--resolution", "64x36", "--samples", "1",
+                                "--no-denoise"])):
+        subprocess.run([str(TILEFARM), "demo", str(path), *flags], check=True,
+                       stdout=subprocess.DEVNULL)
+    cluster = Cluster(work / "cluster").start()
+    times: dict[str, list[float]] = {"one node": [], "two nodes": [], "local": [], "ray": []}
+    try:
+        cluster.join("a", core=0)
+        ray = ("--ray", cluster.address)
+        for i in range(args.repeat):
+            cluster.join("b", core=1)
+            times["two nodes"].append(tilefarm(blend, work / f"two{i}", *ray))
+            cluster.kill("b")
+            times["one node"].append(tilefarm(blend, work / f"one{i}", *ray))
+            start = time.perf_counter()
+            subprocess.run(["taskset", "-c", "0", str(TILEFARM), "render", str(tiny), "--out",
+                            str(work / f"local{i}"), "--tiles", "4x4", "--workers", "1"],
+                           check=True, stdout=subprocess.DEVNULL)
+            times["local"].append(time.perf_counter() - start)
+            times["ray"].append(tilefarm(tiny, work / f"ray{i}", "--tiles", "4x4", *ray))
+            print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()),
+                  flush=True)
+    finally:
+        cluster.stop()
+    one, two = statistics.median(times["one node"]), statistics.median(times["two nodes"])
+    print(f"{args.frames} frames of the demo scene at {args.resolution}, {args.samples} samples, "
+          f"untiled, medians of {args.repeat} alternated runs (nodes in "
+          f"{'network namespaces' if cluster.netns else 'loopback processes'}):")
+    pairs = [a / b for a, b in zip(times["one node"], times["two nodes"])]
+    print(f"  one node:  {one:7.1f} s\n  two nodes: {two:7.1f} s  speed-up "
+          f"{one / two:.2f}x; of each pair {', '.join(f'{p:.2f}' for p in pairs)}, median "
+          f"{statistics.median(pairs):.2f}x (goal >= 1.8x)")
+    datums = 1 + 4 * 16 + 4 + 1  # split, tiles, merges, encode
+    local, remote = statistics.median(times["local"]), statistics.median(times["ray"])
+    print(f"  {datums} datums of near-empty tiles: local --workers 1 {local:.1f} s, one Ray node "
+          f"{remote:.1f} s: {(remote - local) / datums:+.3f} s a datum (goal <= 0.2 s)")
+    return 0
+
+
+def straggler_case(args: argparse.Namespace, work: Path) -> int:
+    from tests.raycluster import Cluster
+
+    blend = work / "demo.blend"
+    subprocess.run([str(TILEFARM), "demo", str(blend), "--frames", str(args.frames),
+                    "--resolution", args.resolution, "--samples", str(args.samples)],
+                   check=True, stdout=subprocess.DEVNULL)
+    cluster = Cluster(work / "cluster").start()
+    times: dict[str, list[float]] = {"fast node alone": [], "with a slow node, no backups": [],
+                                     "with a slow node, backups": []}
+    try:
+        cluster.join("fast", core=0)
+        ray = ("--ray", cluster.address)
+        for i in range(args.repeat):
+            times["fast node alone"].append(tilefarm(blend, work / f"alone{i}", *ray))
+            cluster.join("slow", core=1)
+            cluster.slow("slow", 8)
+            times["with a slow node, no backups"].append(
+                tilefarm(blend, work / f"plain{i}", *ray, "--no-backups"))
+            times["with a slow node, backups"].append(tilefarm(blend, work / f"backups{i}", *ray))
+            cluster.kill("slow")
+            print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()),
+                  flush=True)
+    finally:
+        cluster.stop()
+    print(f"{args.frames} frames of the demo scene at {args.resolution}, {args.samples} samples, "
+          f"untiled, on a Ray cluster of a fast node and one slowed 8x, medians of "
+          f"{args.repeat} alternated runs (ratios: median of each run's against the fast node "
+          f"alone in the same run):")
+    alone = times["fast node alone"]
+    for name, runs in times.items():
+        ratios = [a / b for a, b in zip(runs, alone)]
+        print(f"  {name + ':':<32} {statistics.median(runs):6.1f} s  "
+              f"{statistics.median(ratios):.2f}x  (runs {', '.join(f'{r:.2f}' for r in ratios)})")
+    print("  goal: with backups <= 1.05x the fast node alone")
+    return 0
