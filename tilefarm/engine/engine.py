@@ -94,6 +94,7 @@ class Engine:
         self.store = Store(root)
         self.control = Control(self.store)
         self.closing = threading.Event()
+        self._settling: list[threading.Thread] = []  # work directories removed behind
         if lock:
             # Jobs left running by an engine that was killed are over: mark them so.
             records.kill_running_jobs(self.store)
@@ -101,6 +102,8 @@ class Engine:
 
     def close(self) -> None:
         self.closing.set()
+        for thread in self._settling:
+            thread.join()
         if self.warm is not None:
             self.warm.close()
         if self.remote is not None:
@@ -310,11 +313,24 @@ class Engine:
             crash = f"the engine failed running datums: {exc.__class__.__name__}: {exc}"
         finally:
             workers_.stop()
-            shutil.rmtree(self.root / "work" / job, ignore_errors=True)
+            self._settle(workers_.ending, self.root / "work" / job)
         if self.closing.is_set() and sum(counts[k] for k in ("processed", "skipped", "failed")) \
                 < counts["total"]:
             crash = crash or "the engine stopped before the job ended"
         return self._close_job(spec, job, inputs, counts, crash)
+
+    def _settle(self, ending: threading.Thread | None, work: Path) -> None:
+        """Remove a job's work directory once its processes have exited: behind the next
+        stage's job when they are still exiting (``close`` waits for them)."""
+        def settle() -> None:
+            if ending is not None:
+                ending.join()
+            shutil.rmtree(work, ignore_errors=True)
+        if ending is None or not ending.is_alive():
+            return settle()
+        self._settling = [t for t in self._settling if t.is_alive()]
+        self._settling.append(threading.Thread(target=settle, daemon=True, name="settle"))
+        self._settling[-1].start()
 
     def _collect(self, out: Path) -> list[tuple[str, FileInfo]]:
         files = []

@@ -123,6 +123,7 @@ class JobWorkers:
         self.threads = threads
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.ending: threading.Thread | None = None  # its own warm pool closing (run)
         self.processes: set[subprocess.Popen[bytes]] = set()
         self.crash: BaseException | None = None
 
@@ -333,7 +334,9 @@ class JobWorkers:
         try:
             pool.run(self)
         finally:
-            if own:
+            if own and isinstance(pool, WarmPool):
+                self.ending = pool.close_behind()
+            elif own:
                 pool.close()
             for forget in forgets:
                 forget()
