@@ -30,6 +30,12 @@ def running_server(root: Path, *flags: str) -> Iterator[str]:
         url = wait_for(lambda: json.loads(info.read_text())["url"] if info.exists() else None,
                        60, "the server to start")
         yield url
+    except BaseException:
+        # What the server said, for the failure's report (pytest shows captured output).
+        log.flush()
+        print(f"--- the last lines of {log.name} ---")
+        print("".join(Path(log.name).read_text(errors="replace").splitlines(True)[-40:]))
+        raise
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -40,7 +46,9 @@ def running_server(root: Path, *flags: str) -> Iterator[str]:
 
 
 def wait_for(probe: Callable[[], T | None], timeout: float, what: str,
-             every: float = 0.2) -> T:
+             every: float = 0.2, seen: Callable[[], object] | None = None) -> T:
+    """``probe()`` once it is true; after ``timeout`` an AssertionError naming ``what`` (and
+    what ``seen()`` says then)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -50,7 +58,8 @@ def wait_for(probe: Callable[[], T | None], timeout: float, what: str,
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}"
+                                 + (f"; then: {seen()}" if seen is not None else ""))
         time.sleep(every)
 
 

@@ -125,4 +125,5 @@ def test_the_dashboard_shows_and_steers_jobs_live(browser: Browser, scenes: Scen
         assert status == "6 datum(s) of quick to run again"
         browser.evaluate("document.getElementById('rerender-close').click()")
         assert browser.evaluate("document.getElementById('rerender').open") is False
-        wait_for(lambda: job(url, "quick")["state"] == "done", 300, "the re-render to end")  # type: ignore[index]
+        wait_for(lambda: job(url, "quick")["state"] == "done", 300, "the re-render to end",  # type: ignore[index]
+                 seen=lambda: api(url, "GET", "/api/jobs")[1])
