@@ -219,7 +219,7 @@ def fixed_case(args: argparse.Namespace, work: Path) -> int:
             start = time.perf_counter()
             client.submit([(f"/{blend.name}", blend)])  # what `submit` sends after its intake
             while not (jobs := [j for j in client.json("GET", "/api/jobs")
-                                if j["name"] == blend.stem and j["state"] in ("done", "failed")]):
+                                if j["job"] == blend.stem and j["state"] in ("done", "failed")]):
                 time.sleep(0.05)
             assert jobs[0]["state"] == "done", jobs
             served.append(time.perf_counter() - start - base)
