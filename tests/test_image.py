@@ -1,6 +1,7 @@
 """The pipeline image, built with the docker SDK and run the way a Pachyderm worker runs it:
-each datum in its own container, inputs read-only under /pfs/<input>, output in /pfs/out,
-the per-input env vars set, no network. Its frames must match a local run's bit for bit.
+a worker container per stage running its datums one after another, inputs read-only under
+/pfs/<input>, output in /pfs/out, each datum's per-input env vars set, no network. Its
+frames must match a local run's bit for bit.
 
 The stages run as uid 1000, as the image says, never root.
 
@@ -113,25 +114,37 @@ def readable(tree: Path) -> None:
         path.chmod(path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
 
 
-def run_datum(client: Any, image: str, stage: str, pfs: Path, inputs: list[str],
-              env: dict[str, str], out: Path) -> None:
-    """One datum in one container, mounted as a Pachyderm worker mounts it. pytest's
-    temporary directories are private to the host user, so the mounted ones are opened up
-    to the stage user: inputs readable, /pfs/out writable."""
+def run_datums(client: Any, image: str, stage: str, pfs: Path, inputs: list[str],
+               envs: list[dict[str, str]], outs: Path) -> list[Path]:
+    """Each datum of ``envs`` run by one worker container of ``stage``, mounted as a
+    Pachyderm worker mounts it: inputs read-only under /pfs/<input>, /pfs/out emptied for
+    each datum (here: its files moved to ``outs/<stage>-<n>``, which is returned), the
+    datum's env vars set for its run. One container serves them all, as a worker does:
+    with the vfs driver each container costs a copy of the whole image. pytest's temporary
+    directories are private to the host user, so the mounted ones are opened up to the
+    stage user: inputs readable, /pfs/out writable."""
+    out = outs / f"{stage}-out"
     out.mkdir(parents=True)
     out.chmod(0o777)
     for name in inputs:
         readable(pfs / name)
     volumes = {str(pfs / name): {"bind": f"/pfs/{name}", "mode": "ro"} for name in inputs}
     volumes[str(out)] = {"bind": "/pfs/out", "mode": "rw"}
-    container = client.containers.run(image, ["python3", "-m", f"tilefarm.{stage}"], environment=env,
-                                      volumes=volumes, network_mode="none", detach=True)
+    container = client.containers.run(image, ["sleep", "infinity"], volumes=volumes,
+                                      network_mode="none", detach=True)
+    made = []
     try:
-        status = container.wait(timeout=900)
-        logs = container.logs().decode("utf-8", "replace")
+        for n, env in enumerate(envs):
+            code, logs = container.exec_run(["python3", "-m", f"tilefarm.{stage}"],
+                                            environment=env)
+            assert code == 0, f"{stage} {env}: {logs.decode('utf-8', 'replace')[-2000:]}"
+            made.append(outs / f"{stage}-{n}")
+            made[-1].mkdir()
+            for path in list(out.iterdir()):
+                path.rename(made[-1] / path.name)
     finally:
         container.remove(force=True)
-    assert status["StatusCode"] == 0, f"{stage} {env}: {logs[-2000:]}"
+    return made
 
 
 def collect(outs: list[Path], into: Path) -> None:
@@ -168,30 +181,26 @@ def test_stages_in_containers_match_the_local_run(docker_client: Any, image: str
     job = tmp_path / "src" / "shot"
     job.mkdir(parents=True)
     shutil.copy(scenes["odd_size"], job / "shot.blend")
-    # Two tiles of two frames a task: tiles, chunks and two merges, in 6 containers.
+    # Two tiles of two frames a task: tiles, chunks and two merges, in one container a stage.
     (job / "tilefarm.json").write_text(json.dumps({"tiles": "2x1", "chunk": 2}))
     pfs = tmp_path / "pfs"
     shutil.copytree(job, pfs / "blends" / "shot")
-    n = iter(range(100))
-
-    def datum(stage: str, inputs: list[str], env: dict[str, str]) -> Path:
-        out = tmp_path / "outs" / f"{stage}-{next(n)}"
-        run_datum(docker_client, image, stage, pfs, inputs, env, out)
-        return out
-
-    collect([datum("splitter", ["blends"], {"blends": "/pfs/blends/shot"})], pfs / "splitter")
+    outs = tmp_path / "outs"
+    collect(run_datums(docker_client, image, "splitter", pfs, ["blends"],
+                       [{"blends": "/pfs/blends/shot"}], outs), pfs / "splitter")
     tasks = sorted((pfs / "splitter" / "shot" / "tasks").iterdir())
     assert len(tasks) == 2
-    collect([datum("renderer", ["splitter", "blends"],
-                   {"splitter": f"/pfs/splitter/shot/tasks/{t.name}", "blends": "/pfs/blends/shot"})
-             for t in tasks], pfs / "renderer")
-    collect([datum("merger", ["renderer", "splitter", "blends"],
-                   {"renderer": f"/pfs/renderer/shot/tiles/{frame}",
-                    "splitter": "/pfs/splitter/shot/plan.json", "blends": "/pfs/blends/shot"})
-             for frame in ("000001", "000002")], pfs / "merger")
-    collect([datum("encoder", ["merger", "splitter", "blends"],
-                   {"merger": "/pfs/merger/shot", "splitter": "/pfs/splitter/shot/plan.json",
-                    "blends": "/pfs/blends/shot"})], pfs / "encoder")
+    collect(run_datums(docker_client, image, "renderer", pfs, ["splitter", "blends"],
+                       [{"splitter": f"/pfs/splitter/shot/tasks/{t.name}",
+                         "blends": "/pfs/blends/shot"} for t in tasks], outs), pfs / "renderer")
+    collect(run_datums(docker_client, image, "merger", pfs, ["renderer", "splitter", "blends"],
+                       [{"renderer": f"/pfs/renderer/shot/tiles/{frame}",
+                         "splitter": "/pfs/splitter/shot/plan.json",
+                         "blends": "/pfs/blends/shot"} for frame in ("000001", "000002")],
+                       outs), pfs / "merger")
+    collect(run_datums(docker_client, image, "encoder", pfs, ["merger", "splitter", "blends"],
+                       [{"merger": "/pfs/merger/shot", "splitter": "/pfs/splitter/shot/plan.json",
+                         "blends": "/pfs/blends/shot"}], outs), pfs / "encoder")
 
     local = run_pipeline(job, tmp_path / "local", JobSettings())
     frames = sorted((pfs / "merger" / "shot" / "frames").iterdir())
