@@ -9,19 +9,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from common import TILEFARM, tilefarm
+from common import TILEFARM, demo, tilefarm
 
 
 def ray_case(args: argparse.Namespace, work: Path) -> int:
     from tests.raycluster import Cluster
 
-    blend, tiny = work / "demo.blend", work / "tiny.blend"
-    for path, flags in ((blend, ["--frames", str(args.frames), "--resolution", args.resolution,
-                                 "--samples", str(args.samples)]),
-                        (tiny, ["--frames", "4", "--resolution", "64x36", "--samples", "1",
-                                "--no-denoise"])):
-        subprocess.run([str(TILEFARM), "demo", str(path), *flags], check=True,
-                       stdout=subprocess.DEVNULL)
+    blend = demo(work / "demo.blend", args.frames, args.resolution, args.samples)
+    tiny = demo(work / "tiny.blend", 4, "64x36", 1, denoise=False)
     cluster = Cluster(work / "cluster").start()
     times: dict[str, list[float]] = {"one node": [], "two nodes": [], "local": [], "ray": []}
     try:
@@ -60,10 +55,7 @@ def ray_case(args: argparse.Namespace, work: Path) -> int:
 def straggler_case(args: argparse.Namespace, work: Path) -> int:
     from tests.raycluster import Cluster
 
-    blend = work / "demo.blend"
-    subprocess.run([str(TILEFARM), "demo", str(blend), "--frames", str(args.frames),
-                    "--resolution", args.resolution, "--samples", str(args.samples)],
-                   check=True, stdout=subprocess.DEVNULL)
+    blend = demo(work / "demo.blend", args.frames, args.resolution, args.samples)
     cluster = Cluster(work / "cluster").start()
     times: dict[str, list[float]] = {"fast node alone": [], "with a slow node, no backups": [],
                                      "with a slow node, backups": []}

@@ -64,22 +64,29 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=60)
 
 
+def datum_runs(store: Path, stage: str) -> list[tuple[float, float]]:
+    """(started, finished) of every datum of ``stage`` the store recorded, in start order."""
+    db = sqlite3.connect(f"file:{store / 'meta.sqlite'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT started, finished FROM datums WHERE pipeline=? AND started "
+                          "IS NOT NULL ORDER BY started", (stage,)).fetchall()
+    finally:
+        db.close()
+
+
 def phases(store: Path, start: float, end: float) -> list[tuple[str, float]]:
     """Where the wall time of a render from ``start`` to ``end`` (epoch seconds) went, from
     the datums its store recorded: the intake before the first datum, each stage's span
     (first start to last end), the hand-offs between stages, the tail after the last datum,
     and how much longer the renderer's first datum (its Blender starting and loading the
     file) took than its median one."""
-    db = sqlite3.connect(f"file:{store / 'meta.sqlite'}?mode=ro", uri=True)
     spans, first_extra = [], 0.0
     for stage in STAGES:
-        runs = db.execute("SELECT started, finished FROM datums WHERE pipeline=? AND started "
-                          "IS NOT NULL ORDER BY started", (stage,)).fetchall()
+        runs = datum_runs(store, stage)
         if runs:
             spans.append((stage, runs[0][0], max(f for _, f in runs)))
         if stage == "renderer" and len(runs) > 1:
             first_extra = (runs[0][1] - runs[0][0]) - statistics.median(f - s for s, f in runs)
-    db.close()
     found = [("intake, before the first datum", spans[0][1] - start)]
     handoffs, last = 0.0, spans[0][1]
     for stage, first, final in spans:

@@ -66,7 +66,7 @@ import time
 from pathlib import Path
 
 import cluster_cases
-from common import demo, own, phases, serve, stop, tilefarm
+from common import datum_runs, demo, own, phases, serve, stop, tilefarm
 
 
 def server_case(args: argparse.Namespace, work: Path) -> int:
@@ -235,12 +235,9 @@ def fixed_case(args: argparse.Namespace, work: Path) -> int:
           f"warm-up job: {served[0]:+.2f} s)")
     for denoise in (False, True):
         tiny = demo(work / f"tiny{int(denoise)}.blend", 12, "64x36", 1, denoise)
-        out, start = work / f"tiny{int(denoise)}", time.time()
+        out = work / f"tiny{int(denoise)}"
         tilefarm(tiny, out, "--tiles", "2x2", "--no-video")
-        db = sqlite3.connect(f"file:{out / '.tilefarm' / 'meta.sqlite'}?mode=ro", uri=True)
-        merges = [f - s for s, f in db.execute("SELECT started, finished FROM datums WHERE "
-                                               "pipeline='merger' ORDER BY started")]
-        db.close()
+        merges = [f - s for s, f in datum_runs(out / ".tilefarm", "merger")]
         print(f"  a 2x2 frame of 64x36 composed and published ({'' if denoise else 'not '}"
               f"denoised): median {statistics.median(merges[1:]) * 1000:.0f} ms a frame, the "
               f"first {merges[0] * 1000:.0f} ms (its Blender starts; goal <= 50 ms plus I/O)")
