@@ -87,8 +87,9 @@ def job(url: str, name: str) -> dict[str, Any] | None:
     return next((j for j in jobs if j["job"] == name), None)
 
 
-def blender_children(pid: int) -> list[int]:
-    """Processes under ``pid`` running tilefarm's Blender-side script."""
+def blender_children(pid: int, stage: str = "") -> list[int]:
+    """Processes under ``pid`` running tilefarm's Blender-side script; with ``stage``
+    (``tilefarm.renderer``), only those under that stage's worker processes."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -97,15 +98,18 @@ def blender_children(pid: int) -> list[int]:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [pid]
+    found, todo = [], [(pid, not stage)]
     while todo:
-        for child in children.get(todo.pop(), []):
-            todo.append(child)
+        parent, under = todo.pop()
+        for child in children.get(parent, []):
             try:
-                if b"side/main.py" in Path(f"/proc/{child}/cmdline").read_bytes():
-                    found.append(child)
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
             except OSError:
-                pass
+                continue
+            inside = under or f"-m {stage}".encode() in cmdline
+            todo.append((child, inside))
+            if inside and b"side/main.py" in cmdline:
+                found.append(child)
     return found
 
 
@@ -117,10 +121,10 @@ def cpu_ticks(pid: int) -> int | None:
         return None
 
 
-def busy_blenders(pid: int, window: float = 0.4) -> set[int]:
-    """The Blender children of ``pid`` using CPU now: rendering, not idle between jobs (the
-    server keeps its workers' Blender warm)."""
-    before = {p: cpu_ticks(p) for p in blender_children(pid)}
+def busy_blenders(pid: int, window: float = 0.4, stage: str = "") -> set[int]:
+    """The Blender children of ``pid`` (of ``stage``'s workers) using CPU now: rendering,
+    not idle between jobs (the server keeps its workers' Blender warm)."""
+    before = {p: cpu_ticks(p) for p in blender_children(pid, stage)}
     time.sleep(window)
     return {p for p, ticks in before.items()
             if ticks is not None and (now := cpu_ticks(p)) is not None and now > ticks}

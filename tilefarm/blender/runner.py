@@ -26,7 +26,7 @@ from typing import Any
 from tilefarm import errors
 from tilefarm.blender.side import protocol
 from tilefarm.runtime import memory
-from tilefarm.runtime.procs import kill_group, log_tail
+from tilefarm.runtime.procs import kill_tree, log_tail
 
 BLENDER_ENV = "TILEFARM_BLENDER"
 # Set, no bpy child starts: ``scripts/test --quick`` proves its tests need no Blender.
@@ -208,12 +208,12 @@ class BlenderRunner:
             try:
                 returncode = proc.wait(timeout=limit)
             except subprocess.TimeoutExpired:
-                kill_group(proc)
+                kill_tree(proc)
                 raise errors.BlenderTimeout(f"Blender did not finish within {limit:g} s; "
                                             "raise the task timeout or split the work",
                                             log=log) from None
             except BaseException:
-                kill_group(proc)
+                kill_tree(proc)
                 raise
             finally:
                 pump.join(timeout=5)
@@ -336,7 +336,7 @@ class BlenderSession:
                     proc.wait(timeout=10)
                 except (BrokenPipeError, subprocess.TimeoutExpired):
                     pass
-            kill_group(proc)
+            kill_tree(proc)
         if self._pump is not None:
             self._pump.join(timeout=5)
         if self._tmp is not None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from tilefarm.runtime.procs import kill_group
+from tilefarm.runtime.procs import kill_tree
 
 if TYPE_CHECKING:
     from tilefarm.engine.workers import DatumRun, JobWorkers
@@ -167,7 +167,7 @@ def cancel(job: "JobWorkers", copy: "DatumRun") -> None:
     """End ``copy`` (the other copy won), wherever it runs, its Blender included."""
     for proc, served in list(job.serving.values()):
         if served is copy:
-            kill_group(proc)
+            kill_tree(proc)
     for end, served in list(job.remote.values()):
         if served is copy:
             end()

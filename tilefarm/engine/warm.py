@@ -27,7 +27,7 @@ from tilefarm.engine.workers import DatumRun, JobWorkers, StartFailed
 from tilefarm.pipelines.specs import PipelineSpec
 from tilefarm.pipelines.worker import WORKER_PORT_ENV, WorkerServer
 from tilefarm.runtime import memory
-from tilefarm.runtime.procs import kill_group, log_tail
+from tilefarm.runtime.procs import kill_tree, log_tail
 
 
 class _Slot:
@@ -150,7 +150,7 @@ class _Slot:
             return
         if self.current is not None and timeout is not None \
                 and time.monotonic() - self.started > timeout:
-            kill_group(proc)
+            kill_tree(proc)
             proc.wait()
             self._finish_current(False, f"timed out after {timeout:g} s (datumTimeout)")
         if proc.poll() is None:
@@ -173,7 +173,7 @@ class _Slot:
             try:
                 self.proc.wait(timeout=10)  # it has been told no datum is left
             except subprocess.TimeoutExpired:
-                kill_group(self.proc)
+                kill_tree(self.proc)
         self.server.stop()
 
 

@@ -32,7 +32,7 @@ from tilefarm.pipelines.specs import PipelineSpec
 from tilefarm.pipelines.worker import WORKER_PORT_ENV
 from tilefarm.runtime import memory
 from tilefarm.runtime.pfs import PFS_ROOT_ENV
-from tilefarm.runtime.procs import kill_group, log_tail
+from tilefarm.runtime.procs import kill_tree, log_tail
 
 if TYPE_CHECKING:
     from tilefarm.engine.budget import MemoryBudget
@@ -214,7 +214,7 @@ class JobWorkers:
         the Blender it started goes too), here or on another machine (``remote``)."""
         for proc, run in list(self.serving.values()):
             if shot == ALL or run.shot == shot:
-                kill_group(proc)
+                kill_tree(proc)
         for end, run in list(self.remote.values()):
             if shot == ALL or run.shot == shot:
                 end()
@@ -354,7 +354,7 @@ class JobWorkers:
     def stop(self) -> None:
         self.stopping.set()
         for proc in list(self.processes):
-            kill_group(proc)
+            kill_tree(proc)
         for end, _ in list(self.remote.values()):
             end()
 
@@ -387,12 +387,12 @@ class JobWorkers:
         self.serving[proc.pid] = (proc, run)
         if self.held(run) and self.control is not None \
                 and self.control.get(run.shot or "").cancelled:
-            kill_group(proc)  # cancelled between the pick and the start
+            kill_tree(proc)  # cancelled between the pick and the start
         try:
             code, run.peak = memory.wait(proc, self.spec.timeout)
             error = "" if code == 0 else f"exited with code {code}: {log_tail(log, 2)}"
         except subprocess.TimeoutExpired:
-            kill_group(proc)
+            kill_tree(proc)
             proc.wait()
             error = f"timed out after {self.spec.timeout:g} s (datumTimeout)"
         self.processes.discard(proc)

@@ -86,7 +86,7 @@ def wait(proc: subprocess.Popen[bytes], timeout: float | None) -> tuple[int, int
             if select.select([fd], [], [], left)[0]:
                 break
         _, status = os.waitpid(proc.pid, 0)
-    except ChildProcessError:  # another thread's kill_group reaped it (a cancel)
+    except ChildProcessError:  # another thread's kill_tree reaped it (a cancel)
         return proc.wait(), top or None
     finally:
         os.close(fd)

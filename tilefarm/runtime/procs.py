@@ -10,28 +10,20 @@ from pathlib import Path
 from tilefarm.runtime.memory import tree
 
 
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL a child started with ``start_new_session`` and everything it started."""
+def kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a child started with ``start_new_session``, its process group, and every
+    process below it, also those that run in sessions of their own (a stage's warm Blender
+    sessions: killing the stage's group alone leaves its Blender rendering on, orphaned)."""
     if proc.poll() is None:
+        for pid in reversed(tree(proc.pid)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         try:
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait()
-
-
-def kill_tree(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL ``proc``, its process group, and every process below it, also those that
-    run in sessions of their own (a stage's warm Blender sessions)."""
-    for pid in reversed(tree(proc.pid)):
-        try:
-            os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        pass
     proc.wait()
 
 
