@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import Scenes, assert_one_line_error, run_cli
-from tilefarm.plan.estimate import (Stages, interpolate, list_schedule, makespan, probe_frames,
-                                    with_straggler)
+from tilefarm.plan.estimate import (Stages, interpolate, list_schedule, makespan, next_probe,
+                                    probe_frames, with_straggler)
 from tilefarm.plan.preempt import (COMPOSE, TASK_COST, NeverFinishes, distribution,
                                    interrupted_makespan, interrupted_schedule, recommend, split)
 
@@ -91,6 +91,18 @@ def test_probes_sample_the_whole_range_within_a_tenth_of_the_job() -> None:
     assert len(hundred) == 8 and hundred[0] <= 13 and hundred[-1] >= 88
     assert probe_frames([1, 2, 3]) == [1, 3]  # a short job: two probes at least
     assert probe_frames([5]) == [5]
+
+
+def test_the_next_probe_goes_where_the_line_through_the_probes_is_least_sure() -> None:
+    frames = list(range(1, 25))
+    # An object enters between frames 7 and 19: bisect there, not at the flat ends.
+    assert next_probe(frames, {7: 0.5, 19: 1.5}) == 13
+    assert next_probe(frames, {7: 0.5, 13: 0.5, 19: 1.5}) == 16
+    # Every frame alike: the widest stretch, an end's unknown counted at the floor.
+    assert next_probe(frames, {7: 1.0, 19: 1.0}) == 13
+    assert next_probe(frames, {1: 1.0, 24: 1.0}) == 12
+    assert next_probe([1, 2], {1: 1.0, 2: 3.0}) is None  # every frame probed
+    assert next_probe(frames, {}) is None
 
 
 def test_frames_between_probes_are_interpolated() -> None:

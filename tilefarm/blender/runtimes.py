@@ -168,16 +168,16 @@ class WarmRunner(BlenderRunner):
     def __init__(self, runner: BlenderRunner) -> None:
         super().__init__(**{f.name: getattr(runner, f.name) for f in fields(BlenderRunner)})
         self._lock = threading.Lock()
-        self._session = BlenderSession(self, label="intake")
+        self.session = BlenderSession(self, label="intake")
 
     def run(self, request: Any, *, label: str = "blender", timeout: float | None = None,
             on_line: Any = None) -> Any:
         with self._lock:
-            return self._session.call(request, timeout=timeout)
+            return self.session.call(request, timeout=timeout)
 
     def close(self) -> None:
         with self._lock:
-            self._session.close()
+            self.session.close()
 
 
 class Sessions:
@@ -187,7 +187,7 @@ class Sessions:
     def __init__(self, label: str, **runner_kwargs: Any) -> None:
         self.label = label
         self.runner_kwargs = runner_kwargs
-        self._sessions: dict[str, BlenderSession] = {}
+        self.sessions: dict[str, BlenderSession] = {}
 
     def __enter__(self) -> "Sessions":
         return self
@@ -197,14 +197,14 @@ class Sessions:
 
     def get(self, series: str) -> BlenderSession:
         """The warm session of ``series``; raise naming the install command if none is here."""
-        session = self._sessions.get(series)
+        session = self.sessions.get(series)
         if session is None:
             runner = find(series).runner(**self.runner_kwargs)
             session = BlenderSession(runner, label=f"{self.label}-{series}")
-            self._sessions[series] = session
+            self.sessions[series] = session
         return session
 
     def close(self) -> None:
-        for session in self._sessions.values():
+        for session in self.sessions.values():
             session.close()
-        self._sessions.clear()
+        self.sessions.clear()

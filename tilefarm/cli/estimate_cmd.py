@@ -1,152 +1,93 @@
 """``tilefarm estimate JOB``: how long a job will take, and on how many machines it is worth it.
 
-It renders probe frames (``plan.estimate.probe_frames``) with ``tilefarm render --workers
-1``, exactly as the job will render (its tiles, its Blender), and measures every datum: each
-tile's seconds, each merge, the encode, and the start-up (the probe's wall time less its
-datums'). Every other frame's tiles are interpolated between the probes', and the job's tasks
-are scheduled on 1, 2, 4... machines like this one (``plan.estimate.makespan``). With
-``--root``, a store where the job was rendered before, its measured datums stand in for
-the probes: no probe is rendered.
+It plans the job in a warm Blender, then renders probe frames in that same Blender exactly
+as the renderer's datums would (``cli.probes``): first frames spread over the range
+(``plan.estimate.probe_frames``), then, within a tenth of the job's predicted time, more
+where the line through them is least sure (``next_probe``). It merges and encodes them as
+the job would, and times what a render pays besides (its start-up, piece by piece). Every
+other frame's tiles are interpolated between the probes', and the job's tasks are scheduled
+on 1, 2, 4... machines like this one (``plan.estimate.makespan``). With ``--root``, a store
+where the job was rendered before, its measured datums stand in for the probes: no probe is
+rendered.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections import defaultdict
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from tilefarm.blender import runtimes
+from tilefarm.blender.runner import BlenderSession
+from tilefarm.blender.runtimes import WarmRunner
 from tilefarm.cli.flags import add_plan_flags, flag_settings
-from tilefarm.cli.render_cmd import PROBE_ENV
-from tilefarm.engine.store import Store, records
-from tilefarm.errors import TilefarmError, UsageError
-from tilefarm.plan import layout
-from tilefarm.plan.estimate import (Stages, interpolate, makespan, probe_frames,
+from tilefarm.cli.probes import (DATUM_OVERHEAD, Measured, Prober, Startup, measure,
+                                 own_start, stage_seconds, stage_start)
+from tilefarm.errors import UsageError
+from tilefarm.plan.estimate import (Stages, interpolate, makespan, next_probe, probe_frames,
                                     with_straggler)
-from tilefarm.plan.model import Plan, read_plan
+from tilefarm.plan.model import Plan
 from tilefarm.plan.preempt import COMPOSE, NeverFinishes, distribution, recommend
 from tilefarm.plan.wholeframe import whole_frame_reason
 from tilefarm.sizes import format_size
 from tilefarm.splitter.intake import open_job
-from tilefarm.splitter.split import FACTS_CACHE_ENV, plan_job
+from tilefarm.splitter.split import plan_job
 
 NOISE = 0.10  # run-to-run spread of a render's time on one machine (bench/estimate.py)
 STRAGGLER = 1.5  # the slow machine of the range's high end: half as fast again
-WARM_UP = 0.6  # a Blender's start and the file's opening, of planning's inspection
 REPLACE = 60.0  # seconds until a preempted spot worker is back: an instance's boot, Blender's
+SHARE = 0.10  # of the job's predicted wall time, what probes may spend at most (issue 23)
 
 
-@dataclass
-class Measured:
-    """What a render of some of a job's frames took, datum by datum."""
-
-    plan: Plan
-    tiles: dict[int, dict[int, float]]  # tile index (0: whole frame) -> frame -> seconds
-    merges: list[float]
-    encode: float
-    startup: float
-    peak: int | None
-    wall: float
-    first: tuple[int, int] | None = None  # the (tile, frame) its renderer ran first
-
-    def warm_up(self, most: float) -> None:
-        """Move the first render datum's Blender start from its frame to the start-up, where
-        a render pays it. ``most``: what starting a Blender, opening the file and inspecting
-        it took at planning; the start is WARM_UP of that (bench/estimate.py: a first datum
-        ran 0.8 s over the next on the demo scene, where planning took 1.3 s)."""
-        if self.first is None:
-            return
-        tile, frame = self.first
-        excess = min(WARM_UP * most, 0.9 * self.tiles[tile][frame])
-        self.tiles[tile][frame] -= excess
-        self.startup += excess
+def probe(plan: Plan, blend: Path, session: BlenderSession, work: Path,
+          startup: Callable[[Prober], Startup]) -> Measured:
+    """Render probe frames of ``plan``: first ``probe_frames``, then, while the probes have
+    spent less than SHARE of the job's predicted wall time, the frames the line through them
+    is least sure of (``next_probe``); then merge and encode them as the job would."""
+    prober = Prober(plan, blend, session, work)
+    for frame in probe_frames(plan.frames):
+        prober.frame(frame)
+    while True:
+        per_frame = prober.spent / len(prober.frames())
+        measured = _measured(plan, prober, startup(prober), 0.0)
+        budget = SHARE * makespan(stages_of(plan, measured), 1)
+        more = next_probe(plan.frames, frame_totals(measured))
+        if more is None or prober.spent + per_frame > budget:
+            break
+        prober.frame(more)
+    prober.merge()
+    prober.settle()
+    return _measured(plan, prober, startup(prober), prober.encode_seconds(len(plan.frames)))
 
 
-def measure(root: Path, job: str, wall: float | None) -> Measured:
-    """The datum times of ``job``'s last render in the store at ``root``. ``wall``: the
-    render's own wall time; None: the store's job times stand in (history)."""
-    store = Store(root)
-    try:
-        head = store.head("splitter")
-        plan_info = next((f for f in store.files(head.id if head else None)
-                          if f.path == f"/{layout.plan_path(Path(''), job)}"), None)
-        if plan_info is None:
-            raise UsageError(f"no render of job {job} is in this store", path=root)
-        plan = read_plan(store.object_path(plan_info.hash))
-        tasks = {task.id: task for task in plan.tasks}
-        spent: dict[str, list[float]] = defaultdict(list)
-        tiles: dict[int, dict[int, float]] = defaultdict(dict)
-        peak, first, last = None, None, None
-        earliest: tuple[float, tuple[int, int]] | None = None
-        for pipeline in ("splitter", "renderer", "merger", "encoder"):
-            # A server's store holds every shot's jobs: this shot's, or whole commits'.
-            jobs = [j for j in records.jobs(store, pipeline) if j["state"] == "success"
-                    and j["shot"] in (job, None)]
-            for row in jobs[:1]:  # the newest
-                first = min(first or row["created"], row["created"])
-                last = max(last or 0.0, row["finished"] or 0.0)
-                for datum in records.job_datums(store, row["id"], "success"):
-                    seconds = (datum["finished"] or 0.0) - (datum["started"] or 0.0)
-                    spent[pipeline].append(seconds)
-                    parts = [path for _, path in json.loads(datum["inputs"])]
-                    if pipeline != "renderer":
-                        continue
-                    peak = max(peak or 0, datum["peak_memory"] or 0) or None
-                    task = next((tasks.get(Path(p).stem) for p in parts
-                                 if p.startswith(f"/{job}/tasks/")), None)
-                    if task is not None:
-                        index = task.tile.index if task.tile else 0
-                        for frame in task.frames:
-                            tiles[index][frame] = seconds / len(task.frames)
-                        if earliest is None or datum["started"] < earliest[0]:
-                            earliest = (datum["started"], (index, task.frames[0]))
-    finally:
-        store.close()
-    if not tiles:
-        raise UsageError(f"no render datum of job {job} is in this store", path=root)
-    work = sum(sum(v) for v in spent.values())
-    if wall is None:  # history: from the split's start to the encode's end
-        wall = (last or 0.0) - (first or 0.0)
-    return Measured(plan, dict(tiles), spent["merger"], sum(spent["encoder"]),
-                    max(0.0, wall - work) + sum(spent["splitter"]), peak, wall,
-                    earliest[1] if earliest and len(tasks) > 1 else None)
+def _measured(plan: Plan, prober: Prober, startup: Startup, encode: float) -> Measured:
+    return Measured(plan, {t: dict(v) for t, v in prober.tiles.items()},
+                    [m + DATUM_OVERHEAD for m in prober.merges.values()], encode,
+                    startup.total(), int(prober.peak_mb * 2**20) or None, prober.spent,
+                    per_datum=prober.per_request() + DATUM_OVERHEAD)
 
 
-def probe(args: argparse.Namespace, job: str, frames: list[int], work: Path) -> Measured:
-    """Render ``frames`` of the job as ``tilefarm render --workers 1`` would, and measure."""
-    out = work / "probe"
-    argv = [str(Path(sys.executable).with_name("tilefarm")), "render", args.job, "--out",
-            str(out), "--frames", ",".join(map(str, frames)), "--workers", "1", "--chunk", "1"]
-    for flag in ("tiles", "overscan", "scene", "blender", "memory_limit"):
-        value = getattr(args, flag)
-        if value is not None:
-            argv += [f"--{flag.replace('_', '-')}", str(value)]
-    if args.allow_missing:
-        argv.append("--allow-missing")
-    env = {k: v for k, v in os.environ.items() if k != "TILEFARM_ROOT"}
-    env[PROBE_ENV] = "1"  # measured here, whatever nodes the job's tags ask for
-    start = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env=env,
-                          stdin=subprocess.DEVNULL)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-        raise TilefarmError(f"the probe render failed: {lines[-1] if lines else done.returncode}")
-    return measure(out / ".tilefarm", job, wall)
+def frame_totals(measured: Measured) -> dict[int, float]:
+    """Each measured frame's seconds, all its tiles."""
+    return {f: sum(v.get(f, 0.0) for v in measured.tiles.values())
+            for f in sorted({f for v in measured.tiles.values() for f in v})}
 
 
-def estimate(args: argparse.Namespace, plan: Plan, measured: Measured, probe_seconds: float,
-             history: bool) -> dict[str, Any]:
-    """The estimate of ``plan`` from ``measured`` (its keys are the ``--json`` contract)."""
+def stages_of(plan: Plan, measured: Measured) -> Stages:
+    """What ``plan`` costs stage by stage, from ``measured``."""
+    return _model(plan, measured)[0]
+
+
+def _model(plan: Plan, measured: Measured) -> tuple[Stages, dict[int, float], float]:
+    """``plan``'s stages from ``measured``, each frame's seconds, and the margin of the
+    frames between probes."""
     grid = {t.tile.index if t.tile else 0 for t in plan.tasks}
     same_grid = grid <= set(measured.tiles)
     frame_seconds = {f: sum(interpolate(measured.tiles[t], f) for t in measured.tiles)
@@ -157,20 +98,29 @@ def estimate(args: argparse.Namespace, plan: Plan, measured: Measured, probe_sec
             return sum(interpolate(measured.tiles[tile], f) for f in frames)
         return sum(frame_seconds[f] * area for f in frames)  # another grid: by its area
 
-    tasks = tuple(task_seconds(t.frames, t.tile.index if t.tile else 0,
-                               ((t.tile.x1 - t.tile.x0) * (t.tile.y1 - t.tile.y0)
-                                / (plan.width * plan.height)) if t.tile else 1.0)
+    tasks = tuple(measured.per_datum
+                  + task_seconds(t.frames, t.tile.index if t.tile else 0,
+                                 ((t.tile.x1 - t.tile.x0) * (t.tile.y1 - t.tile.y0)
+                                  / (plan.width * plan.height)) if t.tile else 1.0)
                   for t in plan.tasks)
     merge = statistics.fmean(measured.merges) if measured.merges else 0.0
     stages = Stages(measured.startup, tasks, (merge,) * len(plan.frames),
                     measured.encode if plan.video.enabled else 0.0)
     # How much the frames between probes could differ from the line drawn through them:
     # the gap between that line and steps (each frame as its nearest probe).
-    probed = {f: sum(v.get(f, 0.0) for v in measured.tiles.values())
-              for f in sorted({f for v in measured.tiles.values() for f in v})}
+    probed = frame_totals(measured)
     steps = sum(probed[min(probed, key=lambda p: (abs(p - f), p))] for f in plan.frames)
     line = sum(frame_seconds.values())
     margin = max(NOISE, abs(steps - line) / line if line > 0 else 0.0)
+    return stages, frame_seconds, margin
+
+
+def estimate(args: argparse.Namespace, plan: Plan, measured: Measured, probe_seconds: float,
+             history: bool) -> dict[str, Any]:
+    """The estimate of ``plan`` from ``measured`` (its keys are the ``--json`` contract)."""
+    stages, frame_seconds, margin = _model(plan, measured)
+    tasks = stages.tasks
+    merge = stages.merges[0] if stages.merges else 0.0
     low = replace(stages, tasks=tuple(t * (1 - margin) for t in tasks))
     high = replace(stages, tasks=tuple(t * (1 + margin) for t in tasks))
     rows = []
@@ -238,26 +188,35 @@ def cmd_estimate(args: argparse.Namespace) -> int:
                          flag="--price-per-hour")
     flags = flag_settings(args)
     source = open_job(Path(args.job))
+    cli = own_start()
+    warm: dict[str, WarmRunner] = {}
+
+    def runner_for(series: str) -> WarmRunner:  # planning's Blender renders the probes too
+        if series not in warm:
+            warm[series] = WarmRunner(runtimes.runner_for(series))
+        return warm[series]
+
     work = Path(tempfile.mkdtemp(prefix="tilefarm-estimate-"))
     try:
-        # The probe's intake and split reuse what planning here learnt of the file; a
-        # render learns it once at intake: its start-up gains that inspection's time.
-        os.environ[FACTS_CACHE_ENV] = str(work / "facts")
-        start = time.perf_counter()
-        plan = plan_job(source, flags)  # what render refuses is refused here, before a probe
-        inspect = time.perf_counter() - start
+        began = time.monotonic()
+        stage = stage_start()
+        plan = plan_job(source, flags, runner_for)  # what render refuses is refused here
+        planning = time.monotonic() - began
+        stage_s = stage_seconds(stage, began)
         if args.root:
-            measured = measure(Path(args.root), source.job, None)
-            measured.warm_up(most=inspect)
+            measured = measure(Path(args.root), source.job)
+            measured.warm_up(most=planning)
             result = estimate(args, plan, measured, 0.0, history=True)
-            frames: list[int] = sorted({f for v in measured.tiles.values() for f in v})
         else:
-            frames = probe_frames(plan.frames)
-            measured = probe(args, source.job, frames, work)
-            measured.startup += inspect
-            measured.warm_up(most=inspect)  # a Blender start is part of an inspection
+            measured = probe(plan, source.blend, runner_for(plan.blender.rendered_by).session,
+                             work, lambda p: Startup(cli, planning, stage_s, p.first_excess,
+                                                     p.compose_first))
             result = estimate(args, plan, measured, measured.wall, history=False)
+        frames = measured.first_frames()
     finally:
+        stage.kill()
+        for runner in warm.values():
+            runner.close()
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
         print(json.dumps(result))

@@ -36,11 +36,6 @@ from tilefarm.splitter.split import FACTS_CACHE_ENV
 from tilefarm.splitter.variants import VARIANT_CACHE_ENV
 
 
-# Set by ``tilefarm estimate`` for its probe renders, which measure on this machine
-# whatever nodes a job's tags ask for.
-PROBE_ENV = "TILEFARM_ESTIMATE_PROBE"
-
-
 @dataclass
 class JobOutcome:
     job: str
@@ -166,8 +161,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                 intake = copies.enter_context(prepared(Path(raw), flags, Path(tmp),
                                                        variants=args.variant,
                                                        sets=args.set or [],
-                                                       tagged=remote is not None
-                                                       or PROBE_ENV in os.environ))
+                                                       tagged=remote is not None))
                 for made in intake.jobs:
                     if made.job in jobs:
                         raise TilefarmError(f"job {made.job!r} is named twice in this "

@@ -27,6 +27,31 @@ def probe_frames(frames: Sequence[int], share: float = 0.1, least: int = 2,
                    for i in range(count)})
 
 
+def next_probe(frames: Sequence[int], probed: dict[int, float], floor: float = 0.1
+               ) -> int | None:
+    """The frame to probe next: the middle of the stretch of frames between probes (or
+    between a probe and the range's end) where the line drawn through the probes is least
+    sure. A stretch counts its frames times the change of seconds across it, at least
+    ``floor`` of the probes' mean (an end's change is unknown: the floor). None: every
+    frame is probed."""
+    if not probed:
+        return None
+    mean = sum(probed.values()) / len(probed)
+    points = sorted(probed)
+    stretches = [(None, points[0])] + list(zip(points, points[1:])) + [(points[-1], None)]
+    best, pick = 0.0, None
+    for low, high in stretches:
+        inside = [f for f in frames if (low is None or f > low) and (high is None or f < high)]
+        if not inside:
+            continue
+        change = (abs(probed[high] - probed[low]) if low is not None and high is not None
+                  else 0.0)
+        score = len(inside) * max(change, floor * mean)
+        if score > best:
+            best, pick = score, inside[(len(inside) - 1) // 2]
+    return pick
+
+
 def interpolate(measured: dict[int, float], frame: int) -> float:
     """A frame's value from the probes': linear between the two nearest, flat beyond."""
     points = sorted(measured.items())
