@@ -212,7 +212,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
                              work, lambda p: Startup(cli, planning, stage_s, p.first_excess,
                                                      p.compose_first))
             result = estimate(args, plan, measured, measured.wall, history=False)
-        frames = measured.first_frames()
+        frames = measured.frames()
     finally:
         stage.kill()
         for runner in warm.values():

@@ -60,7 +60,7 @@ class Measured:
     per_datum: float = 0.0  # each render datum's own cost, over its frames'
     first: tuple[int, int] | None = None  # history: the (tile, frame) its renderer ran first
 
-    def first_frames(self) -> list[int]:
+    def frames(self) -> list[int]:
         """The frames measured."""
         return sorted({f for v in self.tiles.values() for f in v})
 
