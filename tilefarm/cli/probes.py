@@ -22,8 +22,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from tilefarm.encoder.encode import encode
-from tilefarm.merger.merge import merge_frame
 from tilefarm.renderer.render import RenderOptions, render_request, render_task
 
 from tilefarm.blender.runner import BlenderSession
@@ -180,6 +178,8 @@ class Prober:
         """Merge every probe frame, after all renders: a compose loads the file for itself,
         and a render after it would load it again, which the renderer's warm Blender does
         not."""
+        from tilefarm.merger.merge import merge_frame  # numpy and OpenEXR: not at every CLI start
+
         began = time.perf_counter()
         for frame in self.frames():
             start = time.perf_counter()
@@ -209,6 +209,8 @@ class Prober:
     def encode_seconds(self, frames: int) -> float:
         """The encoder's datum for ``frames`` frames: ffmpeg timed on all the probe frames,
         then on one, drawn as a line (its start, then each frame's cost)."""
+        from tilefarm.encoder.encode import encode
+
         if not self.plan.video.enabled:
             return 0.0
         probed = sorted(self.merges)
