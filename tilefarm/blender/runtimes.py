@@ -187,7 +187,7 @@ class Sessions:
     def __init__(self, label: str, **runner_kwargs: Any) -> None:
         self.label = label
         self.runner_kwargs = runner_kwargs
-        self.sessions: dict[str, BlenderSession] = {}
+        self._sessions: dict[str, BlenderSession] = {}
 
     def __enter__(self) -> "Sessions":
         return self
@@ -197,14 +197,14 @@ class Sessions:
 
     def get(self, series: str) -> BlenderSession:
         """The warm session of ``series``; raise naming the install command if none is here."""
-        session = self.sessions.get(series)
+        session = self._sessions.get(series)
         if session is None:
             runner = find(series).runner(**self.runner_kwargs)
             session = BlenderSession(runner, label=f"{self.label}-{series}")
-            self.sessions[series] = session
+            self._sessions[series] = session
         return session
 
     def close(self) -> None:
-        for session in self.sessions.values():
+        for session in self._sessions.values():
             session.close()
-        self.sessions.clear()
+        self._sessions.clear()

@@ -197,9 +197,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         return warm[series]
 
     work = Path(tempfile.mkdtemp(prefix="tilefarm-estimate-"))
+    began = time.monotonic()
+    stage = stage_start()  # timed beside planning, on the other core
     try:
-        began = time.monotonic()
-        stage = stage_start()
         plan = plan_job(source, flags, runner_for)  # what render refuses is refused here
         planning = time.monotonic() - began
         stage_s = stage_seconds(stage, began)
