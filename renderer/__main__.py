@@ -51,6 +51,7 @@ def render_datum(args: argparse.Namespace, sessions: Sessions) -> int:
 
 def run(args: argparse.Namespace) -> int:
     with Sessions("renderer") as sessions:
+        sessions.start_early()
         return serve_datums("renderer", lambda: render_datum(args, sessions))
 
 

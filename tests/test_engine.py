@@ -10,6 +10,7 @@ import pytest
 from tilefarm.pipelines.specs import parse_spec
 
 from tests.conftest import assert_one_line_error, run_cli
+from tests.serverkit import wait_for
 from tilefarm.engine.engine import Engine, EngineBusy
 
 # Upper-cases every input file into out/, named after the datum's files.
@@ -316,6 +317,46 @@ def test_a_warm_worker_dying_early_leaves_the_others_work_alone(tmp_path: Path) 
                  engine.store.db.execute("SELECT inputs, tries, error FROM datums")}
         assert tries["/a_slow.txt"] == (1, None)  # its directory was never taken from under it
         assert sorted(t for t, _ in tries.values()) == [1, 1, 2]  # one charged try, no more
+    finally:
+        engine.close()
+
+
+# Writes when it started and its pid, then serves datums: each output is the serving pid.
+WARM_EARLY = textwrap.dedent("""
+    import os, pathlib, time
+    from tilefarm.pipelines.worker import next_datum_envs
+    marks = pathlib.Path(os.environ["MARKS"])
+    (marks / f"started-{os.getpid()}").write_text(os.environ.get("TILEFARM_WARM_BLENDER", ""))
+    for done in next_datum_envs():
+        root = pathlib.Path(os.environ["TILEFARM_PFS_ROOT"])
+        src = pathlib.Path(os.environ["words"])
+        (root / "out" / src.name).write_text(str(os.getpid()))
+        done("")
+""")
+
+
+def test_processes_started_before_the_first_job_serve_it(tmp_path: Path) -> None:
+    """``render`` starts each pipeline's warm processes beside intake (Engine.prestart):
+    they start before any job, wait for one, and serve its datums, with the pipeline's
+    environment and the Blender series they are told to boot."""
+    engine = Engine(tmp_path / "store", warm=True)
+    try:
+        engine.store.create_repo("words")
+        marks = tmp_path / "marks"
+        marks.mkdir()
+        s = spec("up", WARM_EARLY, parallelismSpec={"constant": 2})
+        s["transform"].update(datumBatching=True, env={"MARKS": str(marks)})
+        engine.create_pipeline(parse_spec(s, "t"))
+        engine.prestart(workers=2, series="4.5")
+        started = wait_for(lambda: (found := list(marks.glob("started-*"))) and len(found) == 2
+                           and found, 60, "both processes to start")
+        assert {p.read_text() for p in started} == {"4.5"}
+        put(engine, tmp_path, {f"/{n}.txt": n for n in "abcd"})
+        (report,) = engine.run_pending(workers=2)
+        assert report.state == "success" and report.processed == 4
+        early = {p.name.removeprefix("started-") for p in started}
+        assert set(output(engine, "up").values()) <= early  # no process started for the job
+        assert len(list(marks.glob("started-*"))) == 2
     finally:
         engine.close()
 

@@ -281,6 +281,11 @@ class BlenderSession:
         self._proc = proc
         return proc
 
+    def start(self) -> None:
+        """Start the child now, to boot while its first request is not yet known."""
+        if self._proc is None or self._proc.poll() is not None:
+            self._start()
+
     def call(self, request: protocol.Request, *, timeout: float | None = None,
              memory_limit: int | None = None) -> Any:
         """Send one typed request to the warm child and wait for its result. A child whose

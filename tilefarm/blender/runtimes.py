@@ -34,6 +34,8 @@ RUNTIMES_ENV = "TILEFARM_RUNTIMES"
 # On a Ray cluster (tilefarm.nodes): the runtimes its nodes have, comma-separated. The head
 # sets it for itself and every stage, so a job's runtime is chosen among the cluster's.
 CLUSTER_ENV = "TILEFARM_CLUSTER_RUNTIMES"
+# The series whose Blender a stage started before its job starts at once (Engine.prestart).
+WARM_ENV = "TILEFARM_WARM_BLENDER"
 RUNTIME_FILE = "runtime.json"
 OWN = "tilefarm's environment"
 
@@ -203,6 +205,16 @@ class Sessions:
             session = BlenderSession(runner, label=f"{self.label}-{series}")
             self._sessions[series] = session
         return session
+
+    def start_early(self) -> None:
+        """Start the Blender of ``$TILEFARM_WARM_BLENDER`` now: a stage started before its
+        first job (``tilefarm render``) boots it while intake plans the job."""
+        series = os.environ.get(WARM_ENV)
+        if series:
+            try:
+                self.get(series).start()
+            except BlenderError:
+                pass  # no such runtime here: the job's own request says so
 
     def close(self) -> None:
         for session in self._sessions.values():

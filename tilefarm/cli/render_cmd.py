@@ -32,7 +32,8 @@ from tilefarm.plan.settings import JobSettings, VideoSettings, parse_size
 from tilefarm.runtime.memory import available
 from tilefarm.server.client import server_of_store
 from tilefarm.splitter.prepare import prepared
-from tilefarm.splitter.split import FACTS_CACHE_ENV
+from tilefarm.splitter.intake import open_job
+from tilefarm.splitter.split import FACTS_CACHE_ENV, job_versions
 from tilefarm.splitter.variants import VARIANT_CACHE_ENV
 
 
@@ -129,6 +130,16 @@ def _say(job: str, plan: Plan) -> None:
         print(f"{job}: note: {note}")
 
 
+def first_series(source: str, flags: JobSettings) -> str | None:
+    """The Blender series the first job renders with, from its file's header (no Blender
+    runs): the renderer's process, started before the job, boots that Blender beside intake.
+    None where the header cannot tell; intake then says why in its own words."""
+    try:
+        return job_versions(open_job(Path(source)), flags).rendered_by
+    except TilefarmError:
+        return None
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     flags = flag_settings(args)
     if args.no_video:
@@ -147,12 +158,16 @@ def cmd_render(args: argparse.Namespace) -> int:
     outcomes: list[JobOutcome] = []
     remote = ray_pool(args)
     memory = parse_size(args.memory, "--memory") if args.memory is not None else available()
-    with Engine(root, lock=True, memory=memory, remote=remote) as engine, tempfile.TemporaryDirectory(prefix="tilefarm-put-") as tmp, \
+    # Warm pools, started beside intake (Engine.prestart): each stage's job finds its
+    # processes started, as on a server; a Ray cluster's slots are its own.
+    with Engine(root, lock=True, memory=memory, remote=remote, warm=remote is None) as engine, \
+            tempfile.TemporaryDirectory(prefix="tilefarm-put-") as tmp, \
             contextlib.ExitStack() as copies:  # variants' substituted copies, until put
         # The up-front check and the splitter share inspected facts (see split.inspect).
         os.environ.setdefault(FACTS_CACHE_ENV, str(engine.root / "facts"))
         os.environ.setdefault(VARIANT_CACHE_ENV, str(engine.root / "variants"))
         ensure_pipelines(engine)
+        engine.prestart(args.workers, first_series(args.sources[0], flags))
         entries: list[tuple[str, Path]] = []
         jobs: list[str] = []
         steered: dict[str, JobSettings] = {}  # what each job's settings steer
@@ -182,7 +197,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                 engine.control.take_settings(job, settings.max_workers, settings.tags)
             display = ProgressDisplay(engine)
             reports = engine.run_pending(workers=args.workers, progress=display.update,
-                                         on_job=display.start)
+                                         on_job=display.start, release=True)
             display.close()
         for job in jobs:
             failure = first_failure(engine.store, reports, job)

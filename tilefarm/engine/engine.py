@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tilefarm.blender.runtimes import WARM_ENV
 from tilefarm.engine.budget import MemoryBudget
 from tilefarm.engine.commits import conflicts, job_error, job_files
 from tilefarm.engine.control import Control, shot_of_inputs
@@ -36,6 +37,7 @@ from tilefarm.engine.datums import Datum, datums
 from tilefarm.engine.pools import SharedPool
 from tilefarm.engine.provenance import Inputs, resolve
 from tilefarm.engine.store import Commit, FileInfo, Store, StoreError, in_shot, records
+from tilefarm.engine.spawn import stage_env, threads_each
 from tilefarm.engine.warm import WarmPool, WarmPools
 from tilefarm.engine.workers import DatumRun, JobWorkers
 from tilefarm.errors import TilefarmError
@@ -208,17 +210,20 @@ class Engine:
         return bool(waiting - self.control.held())
 
     def run_pending(self, *, workers: int = 1, progress: Progress | None = None,
-                    on_job: Callable[[str, str, int], None] | None = None) -> list[JobReport]:
+                    on_job: Callable[[str, str, int], None] | None = None,
+                    release: bool = False) -> list[JobReport]:
         """Run every pending job in provenance order until nothing is pending.
 
         A job whose inputs failed upstream is not attempted: its inputs did not move.
-        ``on_job(job, pipeline, total)`` announces each job before it starts.
+        ``on_job(job, pipeline, total)`` announces each job before it starts. ``release``
+        (``render``, whose inputs are all put before): a pipeline's warm processes close
+        behind the next jobs once neither it nor a pipeline before it has a job left.
         """
         reports: list[JobReport] = []
         attempted: set[tuple[str, str]] = set()
         while True:
             started = False
-            for spec, version in self.pipelines():
+            for index, (spec, version) in enumerate(pipelines := self.pipelines()):
                 inputs = self.pending(spec, version)
                 if inputs is None:
                     continue
@@ -226,6 +231,10 @@ class Engine:
                 if key in attempted:
                     continue
                 attempted.add(key)
+                if release and self.warm is not None:
+                    for done, _ in pipelines[:index]:
+                        if (closing := self.warm.release(done.name)) is not None:
+                            self._settling.append(closing)
                 if inputs.failed:
                     reports.append(self.unrunnable(spec, version, inputs))
                 else:
@@ -235,6 +244,21 @@ class Engine:
                 break  # re-read provenance: this job may have made downstream work
             if not started:
                 return reports
+
+    def prestart(self, workers: int = 1, series: str | None = None) -> None:
+        """Start every batching pipeline's warm processes now, before its first job (``render``
+        starts them beside intake): each stage's job then finds its processes started.
+        ``series``: the Blender the renderer's processes boot at once (``WARM_ENV``)."""
+        if self.warm is None:
+            return
+        for spec, _ in self.pipelines():
+            slots = max(1, min(workers, spec.parallelism))
+            pool = self.warm.get(spec, slots)
+            if isinstance(pool, WarmPool):
+                env = stage_env(spec, threads_each(slots))
+                if series is not None:
+                    env[WARM_ENV] = series
+                pool.prestart(spec, env, self.root / "logs" / spec.name)
 
     def unrunnable(self, spec: PipelineSpec, version: int, inputs: Inputs) -> JobReport:
         """Record a job that cannot run because an upstream job of its commit set failed;
@@ -296,7 +320,7 @@ class Engine:
             counts["deferred"] += 1
             self._count(job, counts, progress)
 
-        threads = max(1, (os.cpu_count() or 1) // slots)
+        threads = threads_each(slots)
         shared = self.remote or (self.warm.get(spec, slots) if self.warm is not None else None)
         workers_ = JobWorkers(self.store, spec, job, runs, slots, finish,
                               shared.work if isinstance(shared, WarmPool)

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from tilefarm.engine.pools import PlainPool, SharedPool
-from tilefarm.engine.workers import DatumRun, JobWorkers, StartFailed
+from tilefarm.engine.spawn import StartFailed, spawn
+from tilefarm.engine.workers import DatumRun, JobWorkers
 from tilefarm.pipelines.specs import PipelineSpec
 from tilefarm.pipelines.worker import WORKER_PORT_ENV, WorkerServer
 from tilefarm.runtime import memory
@@ -118,15 +119,8 @@ class _Slot:
         if it could not start and no datum was left to charge the failure to."""
         if self.proc is not None and self.proc.poll() is None:
             return True
-        self.asked = False
-        self.log = (self.pool.logs / f"worker-{self.index}.log" if self.pool.logs
-                    else job.logs.parent / f"warm-{self.index}.log")
-        env = {**job.base_env(), WORKER_PORT_ENV: str(self.server.port)}
         try:
-            self.proc = job._spawn(env, self.log)
-            job.processes.discard(self.proc)  # it outlives the job: JobWorkers.stop spares it
-            threading.Thread(target=self._watch, args=(self.proc,), daemon=True,
-                             name=f"warm-{self.index}-exit").start()
+            self.start(job.spec, job.base_env(), job.logs.parent)
             return True
         except StartFailed as exc:
             self.proc = None
@@ -136,6 +130,18 @@ class _Slot:
             # A failed try of the next datum, as Pachyderm charges it.
             picked[0].finish(picked[1], False, str(exc), self.own_pfs())
             return True
+
+    def start(self, spec: PipelineSpec, env: dict[str, str], logs: Path) -> None:
+        """Start this slot's process (StartFailed if it cannot): it asks for a datum at
+        once, and waits for one while no job has any (``_next_datum``). ``logs``: its
+        pipeline's, where ``warm-N.log`` goes unless the pool serves one job."""
+        self.proc = None
+        self.asked = False
+        self.log = (self.pool.logs / f"worker-{self.index}.log" if self.pool.logs
+                    else logs / f"warm-{self.index}.log")
+        self.proc = spawn(spec, {**env, WORKER_PORT_ENV: str(self.server.port)}, self.log)
+        threading.Thread(target=self._watch, args=(self.proc,), daemon=True,
+                         name=f"warm-{self.index}-exit").start()
 
     def _watch(self, proc: subprocess.Popen[bytes]) -> None:
         """Wake the pool when the process ends: ``check`` then handles it."""
@@ -189,6 +195,18 @@ class WarmPool(SharedPool):
         self.work = work
         self.logs = logs
         self.slots = [_Slot(self, i) for i in range(workers)]
+
+    def prestart(self, spec: PipelineSpec, env: dict[str, str], logs: Path) -> None:
+        """Start every slot's process before the pipeline has a job (``Engine.prestart``),
+        so its first job finds them started; a slot that cannot start is left to its job,
+        where a failed start costs a datum a try."""
+        with self.cond:
+            for slot in self.slots:
+                if slot.proc is None:
+                    try:
+                        slot.start(spec, env, logs)
+                    except StartFailed:
+                        pass  # its job starts it again, and charges the failure to a datum
 
     def drive(self, job: JobWorkers) -> None:
         """Serve every datum of ``job``, starting missing processes; several jobs' threads
@@ -269,9 +287,26 @@ class WarmPools:
                 self.pools[spec.name] = found
             return found[1]
 
-    def close(self) -> None:
+    def release(self, name: str) -> threading.Thread | None:
+        """Close pipeline ``name``'s pool now that it has no job left: a warm pool behind
+        the next jobs, on the thread returned (``WarmPool.close_behind``)."""
         with self.lock:
-            for pool in [p for _, p in self.pools.values()] + self.retired:
+            found = self.pools.pop(name, None)
+        if found is None:
+            return None
+        if isinstance(found[1], WarmPool):
+            return found[1].close_behind()
+        found[1].close()
+        return None
+
+    def close(self) -> None:
+        """Tell every pool's processes at once that no datum is left, then wait for them:
+        each shuts its Blender down (about 0.2 s), side by side."""
+        with self.lock:
+            pools = [p for _, p in self.pools.values()] + self.retired
+            for pool in pools:
+                SharedPool.close(pool)
+            for pool in pools:
                 pool.close()
             self.pools.clear()
             self.retired.clear()

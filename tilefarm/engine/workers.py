@@ -10,11 +10,8 @@ and the per-input variables, and writes to that directory's ``out``.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -27,9 +24,9 @@ from typing import TYPE_CHECKING
 from tilefarm.engine import backups
 from tilefarm.engine.control import ALL, Control, JobControl, shot_of_paths
 from tilefarm.engine.datums import Datum
+from tilefarm.engine.spawn import StartFailed, spawn, stage_env
 from tilefarm.engine.store import Store, records
 from tilefarm.pipelines.specs import PipelineSpec
-from tilefarm.pipelines.worker import WORKER_PORT_ENV
 from tilefarm.runtime import memory
 from tilefarm.runtime.pfs import PFS_ROOT_ENV
 from tilefarm.runtime.procs import kill_tree, log_tail
@@ -63,29 +60,6 @@ class DatumRun:
 
 # (datum run, succeeded, error, datum pfs dir) -> None; called once per try.
 Finish = Callable[[DatumRun, bool, str, Path], None]
-
-
-class StartFailed(Exception):
-    """``transform.cmd`` could not be started: a datum error, as in Pachyderm."""
-
-
-def exec_error(name: str, exc: OSError) -> str:
-    """Go's ``cmd.Start()`` error for ``name``, which Pachyderm's RunUserCode returns as the
-    datum's error (src/server/worker/driver/driver.go:370-388)."""
-    quoted = json.dumps(name)
-    if isinstance(exc, FileNotFoundError):
-        # exec.LookPath: a bare name is searched in $PATH; a path is stat'ed.
-        return (f"exec: {quoted}: stat {name}: no such file or directory" if "/" in name
-                else f"exec: {quoted}: executable file not found in $PATH")
-    if isinstance(exc, PermissionError):
-        return f"exec: {quoted}: permission denied"
-    return f"fork/exec {name}: {(exc.strerror or str(exc)).lower()}"
-
-
-def local_argv(cmd: list[str]) -> list[str]:
-    """The image's ``python3`` is this interpreter on one machine."""
-    return [sys.executable if i == 0 and part in ("python3", "python") else part
-            for i, part in enumerate(cmd)]
 
 
 class JobWorkers:
@@ -312,12 +286,7 @@ class JobWorkers:
         return env
 
     def base_env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(self.spec.env)
-        if self.threads:
-            env["TILEFARM_THREADS"] = str(self.threads)
-        env.pop(WORKER_PORT_ENV, None)
-        return env
+        return stage_env(self.spec, self.threads)
 
     def run(self) -> None:
         """Run every datum; re-raise the first error of tilefarm's own (not a datum's)."""
@@ -359,17 +328,8 @@ class JobWorkers:
             end()
 
     def _spawn(self, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-        """Start ``transform.cmd``; StartFailed (a datum error, not the engine's) if it cannot."""
-        log.parent.mkdir(parents=True, exist_ok=True)
-        argv = local_argv(self.spec.cmd)
-        with log.open("ab") as sink:
-            try:
-                proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=sink,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-            except OSError as exc:
-                failed = StartFailed(exec_error(argv[0], exc))
-                sink.write(f"errored running user code: {failed}\n".encode())
-                raise failed from None
+        """Start ``transform.cmd``, one of this job's processes (``spawn``)."""
+        proc = spawn(self.spec, env, log)
         self.processes.add(proc)
         return proc
 

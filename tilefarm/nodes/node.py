@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tilefarm.engine.workers import exec_error, local_argv
+from tilefarm.engine.spawn import exec_error, local_argv
 from tilefarm.pipelines.worker import WORKER_PORT_ENV, WorkerServer
 from tilefarm.runtime import memory
 from tilefarm.runtime.files import cache_dir
