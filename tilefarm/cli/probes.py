@@ -41,7 +41,7 @@ DATUM_OVERHEAD = 0.01
 # lazy imports and the plan's schema, besides its work. Measured: the split datum 0.10-0.11
 # s; the encoder's datum 0.23-0.27 s where ffmpeg alone took 0.06-0.10 s (24 frames).
 FRESH_DATUM = 0.12
-STAGES = 4  # splitter, renderer, merger, encoder: each a process of its own
+STAGES = 4  # started beside intake: splitter, renderer, merger, and the renderer's Blender
 
 
 @dataclass
@@ -77,7 +77,12 @@ class Measured:
 
 @dataclass(frozen=True)
 class Startup:
-    """What ``tilefarm render --workers 1`` pays besides its datums, measured here."""
+    """What ``tilefarm render --workers 1`` pays besides its datums, measured here.
+
+    ``render`` starts its stage processes, and the renderer's Blender, beside intake
+    (``Engine.prestart``): they cost no hand-off, but they share the cores with intake,
+    which took about one stage start longer for each of them (docs/performance.md: intake
+    1.45-1.54 s before, 1.72-1.85 s after)."""
 
     cli: float  # this process's own start: Python and tilefarm's imports
     planning: float  # intake: a Blender's start, the inspection, tracing and packing
@@ -87,7 +92,7 @@ class Startup:
 
     def total(self) -> float:
         return (self.cli + self.planning + STAGES * self.stage + FRESH_DATUM
-                + WARM_UP * self.planning + self.first_render + self.compose_start)
+                + self.first_render + self.compose_start)
 
 
 def own_start() -> float:
