@@ -133,7 +133,7 @@ class Prober:
         self.calls: list[float] = []  # each render request's seconds over its frame's render
         self.merges: dict[int, float] = {}
         self.peak_mb = 0.0
-        self.first: tuple[int, int] | None = None  # the (tile, frame) rendered first
+        self.warmed = False  # the warm-up render ran (``_warm_up``)
         self.first_excess = 0.0
         self.compose_first = 0.0
         self.spent = 0.0
@@ -146,7 +146,7 @@ class Prober:
             if frame not in task.frames:
                 continue
             manifest = task_manifest(self.plan, dataclasses.replace(task, frames=[frame]))
-            if self.first is None:
+            if not self.warmed:
                 self._warm_up(manifest, frame)
             start = time.perf_counter()
             render_task(manifest, self.blend, out, self.session, RenderOptions())
@@ -177,7 +177,7 @@ class Prober:
             file_outputs=[str(out / "file_outputs")])
         start = time.perf_counter()
         self.session.call(request)
-        self.first, self.first_excess = (0, frame), time.perf_counter() - start
+        self.warmed, self.first_excess = True, time.perf_counter() - start
 
     def merge(self) -> None:
         """Merge every probe frame, after all renders: a compose loads the file for itself,
