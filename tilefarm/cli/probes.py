@@ -5,7 +5,7 @@ A probe renders its frames exactly as the renderer's datums would (the same requ
 plan's tiles as border regions, Blender's own persistent data), merges them as the merger
 would and encodes them as the encoder would, all in the one Blender session that inspected
 the scene for planning: a probe pays for its frames only, not for a ``tilefarm render`` of
-its own (4-5 s of start-up, docs/performance.md). What a render pays besides its datums is
+its own (seconds of start-up, docs/performance.md). What a render pays besides its datums is
 measured here too, piece by piece (``Startup``), and added up as the render pays it.
 """
 
