@@ -321,9 +321,10 @@ def test_a_warm_worker_dying_early_leaves_the_others_work_alone(tmp_path: Path) 
         engine.close()
 
 
-# Writes when it started and its pid, then serves datums: each output is the serving pid.
+# Marks its start (a file named by its pid, holding the Blender series it was told to
+# boot), then serves datums: each output is the serving pid.
 WARM_EARLY = textwrap.dedent("""
-    import os, pathlib, time
+    import os, pathlib
     from tilefarm.pipelines.worker import next_datum_envs
     marks = pathlib.Path(os.environ["MARKS"])
     (marks / f"started-{os.getpid()}").write_text(os.environ.get("TILEFARM_WARM_BLENDER", ""))
