@@ -58,6 +58,11 @@ class PipelineSpec:
     def parallelism(self) -> int:
         return int((self.raw.get("parallelismSpec") or {}).get("constant") or 1)
 
+    def slots(self, workers: int) -> int:
+        """The worker processes a job of this pipeline runs when ``workers`` are asked for:
+        at most its parallelism, at least one."""
+        return max(1, min(workers, self.parallelism))
+
     def input_repos(self) -> list[str]:
         return sorted({pfs["repo"] for pfs in pfs_inputs(self.input)})
 

@@ -77,7 +77,7 @@ def _measured(plan: Plan, prober: Prober, startup: Startup, encode: float) -> Me
 def frame_totals(measured: Measured) -> dict[int, float]:
     """Each measured frame's seconds, all its tiles."""
     return {f: sum(v.get(f, 0.0) for v in measured.tiles.values())
-            for f in sorted({f for v in measured.tiles.values() for f in v})}
+            for f in measured.frames()}
 
 
 def stages_of(plan: Plan, measured: Measured) -> Stages:

@@ -44,6 +44,11 @@ FRESH_DATUM = 0.12
 STAGES = 4  # started beside intake: splitter, renderer, merger, and the renderer's Blender
 
 
+def frames_of(tiles: dict[int, dict[int, float]]) -> list[int]:
+    """The frames measured in ``tiles`` (tile index -> frame -> seconds)."""
+    return sorted({f for v in tiles.values() for f in v})
+
+
 @dataclass
 class Measured:
     """What a render of some of a job's frames took, datum by datum."""
@@ -60,7 +65,7 @@ class Measured:
 
     def frames(self) -> list[int]:
         """The frames measured."""
-        return sorted({f for v in self.tiles.values() for f in v})
+        return frames_of(self.tiles)
 
     def warm_up(self, most: float) -> None:
         """History: move the first render datum's Blender start from its frame to the
@@ -205,7 +210,7 @@ class Prober:
 
     def frames(self) -> list[int]:
         """The frames rendered."""
-        return sorted({f for v in self.tiles.values() for f in v})
+        return frames_of(self.tiles)
 
     def per_request(self) -> float:
         """A render request's seconds over its frames' render (the frame change, writing)."""

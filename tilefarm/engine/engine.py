@@ -252,7 +252,7 @@ class Engine:
         if self.warm is None:
             return
         for spec, _ in self.pipelines():
-            slots = max(1, min(workers, spec.parallelism))
+            slots = spec.slots(workers)
             pool = self.warm.get(spec, slots)
             if isinstance(pool, WarmPool):
                 env = stage_env(spec, threads_each(slots))
@@ -282,7 +282,7 @@ class Engine:
         with self.store.lock:
             salt = self.salt(spec.name)
             all_datums = self.list_datums(spec, inputs.commits, inputs.shot)
-        slots = max(1, min(workers, spec.parallelism))
+        slots = spec.slots(workers)
         records.insert_job(self.store, job, spec.name, version, inputs.key(), "running",
                            inputs.shot, total=len(all_datums), workers=slots)
         counts = {"total": len(all_datums), "processed": 0, "skipped": 0, "failed": 0,
