@@ -198,23 +198,26 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="tilefarm-estimate-"))
     began = time.monotonic()
-    stage = stage_start()  # timed beside planning, on the other core
+    # A stage process's start, timed beside planning on the other core (probes only: the
+    # history has the render's own start-up).
+    stage = None if args.root else stage_start()
     try:
         plan = plan_job(source, flags, runner_for)  # what render refuses is refused here
         planning = time.monotonic() - began
-        stage_s = stage_seconds(stage, began)
-        if args.root:
+        if stage is None:
             measured = measure(Path(args.root), source.job)
             measured.warm_up(most=planning)
             result = estimate(args, plan, measured, 0.0, history=True)
         else:
+            stage_s = stage_seconds(stage, began)
             measured = probe(plan, source.blend, runner_for(plan.blender.rendered_by).session,
                              work, lambda p: Startup(cli, planning, stage_s, p.first_excess,
                                                      p.compose_first))
             result = estimate(args, plan, measured, measured.wall, history=False)
         frames = measured.frames()
     finally:
-        stage.kill()
+        if stage is not None:
+            stage.kill()
         for runner in warm.values():
             runner.close()
         shutil.rmtree(work, ignore_errors=True)
