@@ -10,11 +10,15 @@ from typing import Any
 
 import pytest
 
+from splitter.prepare import prepared
 from tests.conftest import Scenes, assert_one_line_error, run_cli
+from tilefarm.engine.engine import Engine
+from tilefarm.engine.store import replace_entries
 from tilefarm.plan.estimate import (Stages, interpolate, list_schedule, makespan, next_probe,
                                     probe_frames, with_straggler)
 from tilefarm.plan.preempt import (COMPOSE, TASK_COST, NeverFinishes, distribution,
                                    interrupted_makespan, interrupted_schedule, recommend, split)
+from tilefarm.plan.settings import JobSettings
 
 KEYS = {"job", "frames", "seconds_per_frame", "cpu_seconds", "peak_memory_bytes",
         "probe_seconds", "from_history", "workers"}
@@ -149,6 +153,12 @@ def test_estimate_probes_then_reviews_the_past(scenes: Scenes, tmp_path: Path) -
     assert past["from_history"] is True and past["probe_seconds"] == 0
     text = run_cli("estimate", str(scenes["plain"]), "--root", str(out / ".tilefarm"))
     assert "no probe" in text.stdout and "WORKERS" in text.stdout
+    # A new version, split and not rendered yet (a server estimates it as it arrives): its
+    # history is still the render before, of that render's own plan (12 tiles, not 3 frames).
+    split_only(scenes["plain"], out / ".tilefarm", JobSettings(tiles="1x1"), tmp_path / "put")
+    proc = run_cli("estimate", str(scenes["plain"]), "--root", str(out / ".tilefarm"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["from_history"] is True
 
     proc = run_cli("estimate", str(scenes["plain"]), "--tiles", "2x2", "--root",
                    str(out / ".tilefarm"), "--workers", "1,4", "--preempt", "30", "--json")
@@ -159,3 +169,16 @@ def test_estimate_probes_then_reviews_the_past(scenes: Scenes, tmp_path: Path) -
         assert spot["median_s"] >= row["makespan_s"] - 1e-6  # interruptions only cost time
         assert spot["recommended"]["tiles"] in {"1x1", "2x2", "3x3", "4x4"}
         assert spot["recommended"]["chunk"] >= 1
+
+
+def split_only(blend: Path, root: Path, flags: JobSettings, staging: Path) -> None:
+    """A new version of ``blend``'s job put in the store at ``root`` and split, as intake does;
+    nothing after the splitter runs."""
+    with Engine(root) as engine, prepared(blend, flags, staging, tagged=False) as intake:
+        (made,) = intake.jobs
+        replace_entries(engine.store, "blends", "master", [f"/{made.job}.blend", f"/{made.job}"],
+                        made.entries)
+        spec, version = next(p for p in engine.pipelines() if p[0].name == "splitter")
+        inputs = engine.pending(spec, version)
+        assert inputs is not None
+        assert engine.run_job(spec, version, inputs).state == "success"

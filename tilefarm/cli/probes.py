@@ -237,12 +237,18 @@ class Prober:
 
 
 def measure(root: Path, job: str) -> Measured:
-    """The datum times of ``job``'s last render in the store at ``root`` (history: no probe)."""
+    """The datum times of ``job``'s last render in the store at ``root`` (history: no probe).
+    One render is one split: the plan and every stage's job are those of the split the newest
+    finished render of the shot consumed, though a newer version may be split by now."""
     store = Store(root)
     try:
-        head = store.head("splitter")
-        plan_info = next((f for f in store.files(head.id if head else None)
-                          if f.path == f"/{layout.plan_path(Path(''), job)}"), None)
+        runs = {pipeline: [j for j in records.jobs(store, pipeline) if j["state"] == "success"
+                           and j["shot"] in (job, None)]  # this shot's, or whole commits'
+                for pipeline in ("splitter", "renderer", "merger", "encoder")}
+        split = next((json.loads(j["inputs"]).get("splitter") for j in runs["renderer"]), None)
+        plan_path = f"/{layout.plan_path(Path(''), job)}"
+        plan_info = next((f for f in store.files(split) if f.path == plan_path),
+                         None) if split else None
         if plan_info is None:
             raise UsageError(f"no render of job {job} is in this store", path=root)
         plan = read_plan(store.object_path(plan_info.hash))
@@ -251,11 +257,10 @@ def measure(root: Path, job: str) -> Measured:
         tiles: dict[int, dict[int, float]] = defaultdict(dict)
         peak, first, last = None, None, None
         earliest: tuple[float, tuple[int, int]] | None = None
-        for pipeline in ("splitter", "renderer", "merger", "encoder"):
-            # A server's store holds every shot's jobs: this shot's, or whole commits'.
-            jobs = [j for j in records.jobs(store, pipeline) if j["state"] == "success"
-                    and j["shot"] in (job, None)]
-            for row in jobs[:1]:  # the newest
+        for pipeline, rows in runs.items():
+            of_split = [j for j in rows if (j["output"] if pipeline == "splitter"
+                                            else json.loads(j["inputs"]).get("splitter")) == split]
+            for row in of_split[:1]:  # the newest
                 first = min(first or row["created"], row["created"])
                 last = max(last or 0.0, row["finished"] or 0.0)
                 for datum in records.job_datums(store, row["id"], "success"):
