@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import posixpath
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from pathlib import Path
 from tilefarm.splitter.contents import (Contents, check_traced, job_contents, listing,
                                         unread_notes)
 from tilefarm.splitter.intake import JobSource
+from tilefarm.splitter.pack import Packed
 
 from tilefarm import __version__
 from tilefarm.blender import runtimes
@@ -39,7 +41,7 @@ def inspect(source: JobSource, scene: str | None, runner: BlenderRunner) -> Scen
     are kept there by the .blend's content, scene, Blender and tilefarm version, so
     ``tilefarm render``'s up-front check and the splitter inspect a file once.
     """
-    cache = _cache_path(source, scene, runner)
+    cache = _cache_path(source.blend, scene, runner)
     if cache is not None and cache.is_file():
         try:
             result = json.loads(cache.read_text(encoding="utf-8"))
@@ -55,13 +57,40 @@ def inspect(source: JobSource, scene: str | None, runner: BlenderRunner) -> Scen
     return load(SceneFacts, result)
 
 
-def _cache_path(source: JobSource, scene: str | None, runner: BlenderRunner) -> Path | None:
+def _cache_path(blend: Path, scene: str | None, runner: BlenderRunner) -> Path | None:
     base = os.environ.get(FACTS_CACHE_ENV)
     if not base:
         return None
     blender = f"{runner.executable or runner.python} {runner.version}"
-    digest = sha256_file(source.blend, f"\0{scene}\0{blender}\0{__version__}".encode())
+    digest = sha256_file(blend, f"\0{scene}\0{blender}\0{__version__}".encode())
     return Path(base) / f"{digest}.json"
+
+
+def remember_packed(source: JobSource, scene: str | None, runner: BlenderRunner,
+                    facts: SceneFacts, packed: Packed) -> None:
+    """Cache the facts of the packed main .blend where packing rewrote it (absolute paths,
+    files outside the job), so the splitter, which inspects the packed job, finds them instead
+    of starting a Blender again. BAT edits path fields only: the packed file's facts are the
+    original's with each file where the pack put it, relative to the .blend's folder as
+    Blender reports them. Nothing is cached where a path cannot be mapped so: a missing file
+    (the packed .blend still names it as before, from another folder) or a sound strip (its
+    path is kept as written)."""
+    main = source.blend.absolute().relative_to(source.root.absolute()).as_posix()
+    rewritten = dict(packed.entries).get(main)
+    cache = _cache_path(rewritten, scene, runner) if rewritten is not None else None
+    if cache is None or main not in packed.rewritten or facts.sound_strips:
+        return
+    where = {os.path.normpath(file.absolute()): job_path for job_path, file in packed.entries}
+    folder, inside = source.blend.parent.absolute(), posixpath.dirname(main)
+    moved = [where.get(os.path.normpath(folder / path)) for path in
+             [*facts.files, *(entry.path for entry in facts.unread_files)]]
+    if any(path is None for path in moved):
+        return
+    relative = [posixpath.relpath(path, inside or ".") for path in moved if path is not None]
+    files, unread = relative[:len(facts.files)], relative[len(facts.files):]
+    write_json(cache, to_document("scene_facts", dataclasses.replace(
+        facts, files=sorted(files), unread_files=[dataclasses.replace(entry, path=path) for entry,
+                                                  path in zip(facts.unread_files, unread)])))
 
 
 def job_versions(source: JobSource, flags: JobSettings = JobSettings()) -> Versions:
@@ -105,9 +134,11 @@ def plan_contents(source: JobSource, flags: JobSettings, runner_for: RunnerFor,
     versions = job_versions(source, flags)  # a file no runtime can render is refused first
     # Blender opens a file whose dependencies are missing: inspecting first tells which
     # missing files the render really reads (only those are refused).
-    facts = inspect(source, settings.scene, runner_for(versions.rendered_by))
+    runner = runner_for(versions.rendered_by)
+    facts = inspect(source, settings.scene, runner)
     contents = job_contents(source, settings, work, facts)  # refuses missing files up front
     check_traced(source, facts.files)
+    remember_packed(source, settings.scene, runner, facts, contents.packed)
     return make_plan(source.job, source.relative_blend, facts, settings, origins,
                      source=str(source.blend), dependencies=listing(source, contents),
                      versions=versions, notes=unread_notes(source, facts)), contents

@@ -182,3 +182,34 @@ def test_intake_traces_and_packs_a_job_once(assets: Assets, tmp_path: Path,
         assert staged["shot.blend"].is_relative_to(tmp_path / "staging")  # rewritten once
     assert calls["pack"] == ["shot.blend"]
     assert sorted(calls["trace"]) == ["lib.blend", "shot.blend"]
+
+
+def test_the_splitter_finds_the_facts_of_a_rewritten_blend_cached_by_intake(
+        assets: Assets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where packing rewrites the main .blend (a file named by an absolute path, or outside
+    the job), intake caches the rewritten file's facts, so the splitter, which inspects the
+    packed job, starts no Blender of its own; the cached facts are what Blender reports of the
+    packed file where it lies in the job."""
+    from tilefarm.blender import runtimes
+    from tilefarm.plan.settings import JobSettings
+    from tilefarm.splitter.intake import open_job
+    from tilefarm.splitter.prepare import prepared
+    from tilefarm.splitter.split import FACTS_CACHE_ENV, inspect, job_versions
+
+    cached = set()
+    for case in ("relative", "absolute", "absolute_inside", "parent", "sequence", "library"):
+        monkeypatch.setenv(FACTS_CACHE_ENV, str(tmp_path / "facts"))
+        with prepared(assets.job(case), JobSettings(), tmp_path / "staging" / case) as intake:
+            [job] = intake.jobs
+            for path, file in job.entries:  # the job as the splitter's datum holds it
+                (tmp_path / "packed" / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, tmp_path / "packed" / path.lstrip("/"))
+        source = open_job(tmp_path / "packed" / case)
+        runner = runtimes.runner_for(job_versions(source).rendered_by)
+        before = len(list((tmp_path / "facts").iterdir()))
+        found = inspect(source, None, runner)
+        if len(list((tmp_path / "facts").iterdir())) == before:  # a hit: no Blender ran
+            cached.add(case)
+            monkeypatch.delenv(FACTS_CACHE_ENV)
+            assert found == inspect(source, None, runner), case  # Blender's own, no cache
+    assert {"relative", "absolute", "absolute_inside", "parent"} <= cached
