@@ -8,7 +8,11 @@ the same bpy module), ``tilefarm render`` untiled, and ``tilefarm render --tiles
 runs' own ratios against Blender's run beside them (goals, issue 25: untiled <= 0.95x,
 2x2 <= 1.05x), and where the last runs' wall time went, from their stores' datum records.
 
-    .venv/bin/python bench/overhead.py [--frames 12] [--repeat 3]
+    .venv/bin/python bench/overhead.py [--frames 12] [--repeat 3] [--textures N]
+
+``--textures N`` adds N image textures (4096 px noise PNGs) to the scene: Blender's own
+animation render loads and decodes them again on every frame (persistent data off, its
+default), as it does a production shot's, where tilefarm's warm renderer keeps them.
 
 ``--case fixed`` measures the fixed cost of a lone short job over Blender's own render of it
 (start included): ``tilefarm render`` and a running ``tilefarm serve`` (each job submitted
@@ -67,6 +71,11 @@ from pathlib import Path
 
 import cluster_cases
 from common import datum_runs, demo, own, phases, serve, stop, tilefarm
+
+from tilefarm.blender.runner import BlenderRunner
+
+# The demo with image textures (--textures): bench/side/textures.py, in a Blender child.
+TEXTURES = Path(__file__).resolve().parent / "side" / "textures.py"
 
 
 def server_case(args: argparse.Namespace, work: Path) -> int:
@@ -174,6 +183,12 @@ def render_case(args: argparse.Namespace, work: Path) -> int:
     """Blender's own render, untiled and 2x2 in alternated runs: ratios of each run's pair."""
     blend = demo(work / "demo.blend", args.frames, args.resolution, args.samples,
                  not args.no_denoise)
+    detail = ""
+    if args.textures:
+        added = BlenderRunner(timeout=600).run_script(TEXTURES, {
+            "blend": str(blend), "textures": args.textures, "size": args.texture_size})
+        detail = (f", with {args.textures} image texture(s) of {args.texture_size} px "
+                  f"({added['bytes'] / 2**20:.0f} MiB)")
     times: dict[str, list[float]] = {"blender": [], "untiled": [], "2x2": []}
     split: dict[str, list[tuple[str, float]]] = {}
     for i in range(args.repeat):
@@ -186,8 +201,8 @@ def render_case(args: argparse.Namespace, work: Path) -> int:
               flush=True)
     base = statistics.median(times["blender"])
     print(f"{args.frames} frames of the demo scene at {args.resolution}, {args.samples} samples, "
-          f"{'not ' if args.no_denoise else ''}denoised, {args.repeat} alternated runs; each "
-          "ratio is the median of the runs' own ratios:")
+          f"{'not ' if args.no_denoise else ''}denoised{detail}, {args.repeat} alternated runs; "
+          "each ratio is the median of the runs' own ratios:")
     print(f"  Blender's own render:     {base:7.1f} s  ({base / args.frames:.2f} s a frame)")
     for name, goal in (("untiled", 0.95), ("2x2", 1.05)):
         ratios = [t / b for t, b in zip(times[name], times["blender"])]
@@ -257,6 +272,11 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--no-denoise", action="store_true",
                         help="the demo without render denoising (it keeps its compositor glow)")
+    parser.add_argument("--textures", type=int, default=0, metavar="N",
+                        help="--case render: add N image textures, which Blender's own render "
+                        "loads anew on each frame")
+    parser.add_argument("--texture-size", type=int, default=4096, metavar="PX",
+                        help="--textures: each PX x PX (default 4096)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tilefarm-overhead-") as tmp:
         work = Path(tmp)
