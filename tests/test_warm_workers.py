@@ -97,24 +97,29 @@ WARM_EARLY = textwrap.dedent("""
 
 
 def test_processes_started_before_the_first_job_serve_it(tmp_path: Path) -> None:
-    """``render`` starts each pipeline's warm processes beside intake (Engine.prestart):
-    they start before any job, wait for one, and serve its datums, with the pipeline's
-    environment and the Blender series they are told to boot."""
+    """``render`` starts each pipeline's warm processes before its first job (Engine.prestart;
+    the first stages beside intake, the others after): they start before any job, wait for
+    one, and serve its datums, with the pipeline's environment and the Blender series they
+    are told to boot."""
     engine = Engine(tmp_path / "store", warm=True)
     try:
         engine.store.create_repo("words")
-        marks = tmp_path / "marks"
-        marks.mkdir()
-        s = spec("up", WARM_EARLY, parallelismSpec={"constant": 2})
-        s["transform"].update(datumBatching=True, env={"MARKS": str(marks)})
-        engine.create_pipeline(parse_spec(s, "t"))
-        engine.prestart(workers=2, series="4.5")
+        marks, later = tmp_path / "marks", tmp_path / "later"
+        for name, folder in (("up", marks), ("later", later)):
+            folder.mkdir()
+            s = spec(name, WARM_EARLY, parallelismSpec={"constant": 2})
+            s["transform"].update(datumBatching=True, env={"MARKS": str(folder)})
+            engine.create_pipeline(parse_spec(s, "t"))
+        engine.prestart(workers=2, series="4.5", only={"up"})  # `render`: the first stages
         started = wait_for(lambda: (found := list(marks.glob("started-*"))) and len(found) == 2
                            and found, 60, "both processes to start")
         assert {p.read_text() for p in started} == {"4.5"}
+        assert not list(later.iterdir())  # not asked for yet
+        engine.prestart(workers=2)  # then the others; those started are left as they are
+        wait_for(lambda: len(list(later.glob("started-*"))) == 2, 60, "the later ones to start")
         put(engine, tmp_path, {f"/{n}.txt": n for n in "abcd"})
-        (report,) = engine.run_pending(workers=2)
-        assert report.state == "success" and report.processed == 4
+        reports = engine.run_pending(workers=2)
+        assert [(r.state, r.processed) for r in reports] == [("success", 4)] * 2
         early = {p.name.removeprefix("started-") for p in started}
         assert set(output(engine, "up").values()) <= early  # no process started for the job
         assert len(list(marks.glob("started-*"))) == 2

@@ -41,7 +41,7 @@ DATUM_OVERHEAD = 0.01
 # lazy imports and the plan's schema, besides its work. Measured: the split datum 0.10-0.11
 # s; the encoder's datum 0.23-0.27 s where ffmpeg alone took 0.06-0.10 s (24 frames).
 FRESH_DATUM = 0.12
-STAGES = 4  # started beside intake: splitter, renderer, merger, and the renderer's Blender
+STAGES = 4  # started early: splitter, renderer and its Blender beside intake; merger after
 
 
 def frames_of(tiles: dict[int, dict[int, float]]) -> list[int]:
@@ -84,8 +84,9 @@ class Measured:
 class Startup:
     """What ``tilefarm render --workers 1`` pays besides its datums, measured here.
 
-    ``render`` starts its stage processes, and the renderer's Blender, beside intake
-    (``Engine.prestart``): they cost no hand-off, but they share the cores with intake,
+    ``render`` starts its stage processes before their jobs (``Engine.prestart``): the
+    splitter's, the renderer's and its Blender beside intake, the merger's once intake is
+    done. They cost no hand-off, but they share the cores with intake or the first datums,
     which took about one stage start longer for each of them (docs/performance.md: intake
     1.45-1.54 s before, 1.72-1.85 s after)."""
 

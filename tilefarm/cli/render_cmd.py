@@ -130,6 +130,10 @@ def _say(job: str, plan: Plan) -> None:
         print(f"{job}: note: {note}")
 
 
+# The stages started beside intake: the first a job needs (the renderer's Blender boots longest).
+FIRST_STAGES = ("splitter", "renderer")
+
+
 def first_series(source: str, flags: JobSettings) -> str | None:
     """The Blender series the first job renders with, from its file's header (no Blender
     runs): the renderer's process, started before the job, boots that Blender beside intake.
@@ -158,8 +162,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     outcomes: list[JobOutcome] = []
     remote = ray_pool(args)
     memory = parse_size(args.memory, "--memory") if args.memory is not None else available()
-    # Warm pools, started beside intake (Engine.prestart): each stage's job finds its
-    # processes started, as on a server; a Ray cluster's slots are its own.
+    # Warm pools (Engine.prestart): each stage's job finds its processes started, as on a
+    # server; a Ray cluster's slots are its own. The first stages start beside intake, the
+    # others once it is done: intake's inspecting Blender shares 2 cores with every start.
     with Engine(root, lock=True, memory=memory, remote=remote, warm=remote is None) as engine, \
             tempfile.TemporaryDirectory(prefix="tilefarm-put-") as tmp, \
             contextlib.ExitStack() as copies:  # variants' substituted copies, until put
@@ -167,7 +172,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         os.environ.setdefault(FACTS_CACHE_ENV, str(engine.root / "facts"))
         os.environ.setdefault(VARIANT_CACHE_ENV, str(engine.root / "variants"))
         ensure_pipelines(engine)
-        engine.prestart(args.workers, first_series(args.sources[0], flags))
+        engine.prestart(args.workers, first_series(args.sources[0], flags), only=FIRST_STAGES)
         entries: list[tuple[str, Path]] = []
         jobs: list[str] = []
         steered: dict[str, JobSettings] = {}  # what each job's settings steer
@@ -190,6 +195,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                 outcomes.append(JobOutcome(Path(raw).stem, False, str(exc)))
                 print(f"tilefarm: error: {' '.join(str(exc).split())}", file=sys.stderr)
         reports: list[JobReport] = []
+        engine.prestart(args.workers)  # the later stages, once intake has done with the cores
         if jobs:
             remove = [p for j in jobs for p in (f"/{j}.blend", f"/{j}")]
             replace_entries(engine.store, "blends", "master", remove, entries)

@@ -24,7 +24,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,13 +245,17 @@ class Engine:
             if not started:
                 return reports
 
-    def prestart(self, workers: int = 1, series: str | None = None) -> None:
+    def prestart(self, workers: int = 1, series: str | None = None,
+                 only: Collection[str] | None = None) -> None:
         """Start every batching pipeline's warm processes now, before its first job (``render``
         starts them beside intake): each stage's job then finds its processes started.
-        ``series``: the Blender the renderer's processes boot at once (``WARM_ENV``)."""
+        ``series``: the Blender the renderer's processes boot at once (``WARM_ENV``); ``only``:
+        these pipelines' (a pool already started is left as it is)."""
         if self.warm is None:
             return
         for spec, _ in self.pipelines():
+            if only is not None and spec.name not in only:
+                continue
             slots = spec.slots(workers)
             pool = self.warm.get(spec, slots)
             if isinstance(pool, WarmPool):
