@@ -253,9 +253,7 @@ class Engine:
         these pipelines' (a pool already started is left as it is)."""
         if self.warm is None:
             return
-        for spec, _ in self.pipelines():
-            if only is not None and spec.name not in only:
-                continue
+        for spec, _ in [p for p in self.pipelines() if only is None or p[0].name in only]:
             slots = spec.slots(workers)
             pool = self.warm.get(spec, slots)
             if isinstance(pool, WarmPool):
