@@ -195,8 +195,8 @@ def cmd_render(args: argparse.Namespace) -> int:
                 outcomes.append(JobOutcome(Path(raw).stem, False, str(exc)))
                 print(f"tilefarm: error: {' '.join(str(exc).split())}", file=sys.stderr)
         reports: list[JobReport] = []
-        engine.prestart(args.workers)  # the later stages, once intake has done with the cores
         if jobs:
+            engine.prestart(args.workers)  # the later stages, once intake is done with the cores
             remove = [p for j in jobs for p in (f"/{j}.blend", f"/{j}")]
             replace_entries(engine.store, "blends", "master", remove, entries)
             for job, settings in steered.items():
