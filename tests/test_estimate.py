@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from splitter.prepare import prepared
 from tests.conftest import Scenes, assert_one_line_error, run_cli
 from tilefarm.engine.engine import Engine
 from tilefarm.engine.store import replace_entries
@@ -19,6 +18,7 @@ from tilefarm.plan.estimate import (Stages, interpolate, list_schedule, makespan
 from tilefarm.plan.preempt import (COMPOSE, TASK_COST, NeverFinishes, distribution,
                                    interrupted_makespan, interrupted_schedule, recommend, split)
 from tilefarm.plan.settings import JobSettings
+from tilefarm.splitter.prepare import prepared
 
 KEYS = {"job", "frames", "seconds_per_frame", "cpu_seconds", "peak_memory_bytes",
         "probe_seconds", "from_history", "workers"}
