@@ -76,9 +76,10 @@ def remember_packed(source: JobSource, scene: str | None, runner: BlenderRunner,
     (the packed .blend still names it as before, from another folder) or a sound strip (its
     path is kept as written)."""
     main = source.blend.absolute().relative_to(source.root.absolute()).as_posix()
-    rewritten = dict(packed.entries).get(main)
-    cache = _cache_path(rewritten, scene, runner) if rewritten is not None else None
-    if cache is None or main not in packed.rewritten or facts.sound_strips:
+    if main not in packed.rewritten or facts.sound_strips:
+        return  # an unchanged .blend's facts are cached already, under its own bytes
+    cache = _cache_path(dict(packed.entries)[main], scene, runner)
+    if cache is None:
         return
     where = {os.path.normpath(file.absolute()): job_path for job_path, file in packed.entries}
     folder, inside = source.blend.parent.absolute(), posixpath.dirname(main)
