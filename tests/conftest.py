@@ -1,18 +1,15 @@
-"""Shared fixtures: the tiny real .blend scenes, built once per test run (shared by the run's
-two streams), and the streams themselves."""
+"""Shared fixtures: the tiny real .blend scenes, built once per test session."""
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -38,32 +35,12 @@ class Scenes:
         return self.paths[name]
 
 
-def built_once(factory: pytest.TempPathFactory, name: str,
-               build: Callable[[Path], dict[str, Any]]) -> tuple[Path, dict[str, Any]]:
-    """``build(out)``'s result, made by the first stream of this run to ask for it: the
-    other waits for it (a lock beside it) and reads it. Both streams' temporary folders are
-    in one folder of the run (pytest-xdist's ``popen-gwN``)."""
-    run = factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        run = run.parent
-    out, done = run / name, run / f"{name}.json"
-    with (run / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            out.mkdir(exist_ok=True)
-            done.write_text(json.dumps(build(out)))
-    return out, json.loads(done.read_text())
-
-
 @pytest.fixture(scope="session")
 def scenes(tmp_path_factory: pytest.TempPathFactory) -> Scenes:
-    def build(out: Path) -> dict[str, Any]:
-        return BlenderRunner(timeout=300).run_script(
-            BUILD_SCRIPT, {"out": str(out), "marker": str(out / "SCRIPT_RAN")},
-            label="build-scenes")
-
-    out, built = built_once(tmp_path_factory, "scenes", build)
-    return Scenes({name: str(path) for name, path in built.items()}, out / "SCRIPT_RAN")
+    out = tmp_path_factory.mktemp("scenes")
+    marker = out / "SCRIPT_RAN"
+    built = BlenderRunner(timeout=300).run_script(BUILD_SCRIPT, {"out": str(out), "marker": str(marker)}, label="build-scenes")
+    return Scenes(built, marker)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
@@ -100,11 +77,9 @@ class Assets:
 
 @pytest.fixture(scope="session")
 def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
-    def build(out: Path) -> dict[str, Any]:
-        return BlenderRunner(timeout=300).run_script(BUILD_ASSETS, {"out": str(out)},
-                                                     label="build-assets")
-
-    out, built = built_once(tmp_path_factory, "assets", build)
+    out = tmp_path_factory.mktemp("assets")
+    built = BlenderRunner(timeout=300).run_script(BUILD_ASSETS, {"out": str(out)},
+                                                  label="build-assets")
     assert all(Path(info["blend"]) == out / case / "shot.blend" for case, info in built.items())
     return Assets(out)
 
@@ -113,24 +88,10 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
 BLENDER_FIXTURES = {"scenes", "assets"}
 
 
-# The whole suite runs as two streams side by side (scripts/test: pytest -n 2 --dist
-# loadgroup), each test in one of them, in order: "side" takes what leaves a core idle much
-# of the time (the container image's build, the wheel's installs, a 2 GiB stream, the tests
-# without Blender) and some renders, so that the two take about as long; "main" takes the
-# rest, the Ray cluster's and the server's tests among them. test_cli_plan and
-# test_bit_identical share the registered script's marker file, so they share a stream.
-SIDE_FILES = {"test_image.py", "test_wheel.py", "test_server_files.py", "test_cli_plan.py",
-              "test_bit_identical.py", "test_intake.py"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if BLENDER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.blender)
-        heavy = item.get_closest_marker("blender") or item.get_closest_marker("docker")
-        side = item.path.name in SIDE_FILES or not heavy
-        item.add_marker(pytest.mark.xdist_group("side" if side else "main"))
 
 
 @pytest.fixture
