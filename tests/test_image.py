@@ -95,8 +95,8 @@ def image(docker_client: Any, base_image: str) -> str:
                                buildargs={"BASE_IMAGE": base_image})
     size = docker_client.images.get(ref).attrs["Size"]
     print(f"\nimage {ref}: built in {time.monotonic() - started:.0f} s, {size / 2**20:.0f} MiB")
-    # Keep this build (its layers make the next one fast), not older ones: vfs stores
-    # every layer whole.
+    # Keep this build (its layers make the next one fast), not older ones: the vfs driver
+    # (scripts/docker-setup's fallback) stores every layer whole.
     for old in docker_client.images.list(name="tilefarm-ci"):
         if ref not in old.tags:
             docker_client.images.remove(old.id, force=True)
@@ -120,9 +120,9 @@ def run_datums(client: Any, image: str, stage: str, pfs: Path, inputs: list[str]
     Pachyderm worker mounts it: inputs read-only under /pfs/<input>, /pfs/out emptied for
     each datum (here: its files moved to ``outs/<stage>-<n>``, which is returned), the
     datum's env vars set for its run. One container serves them all, as a worker does:
-    with the vfs driver each container costs a copy of the whole image. pytest's temporary
-    directories are private to the host user, so the mounted ones are opened up to the
-    stage user: inputs readable, /pfs/out writable."""
+    with the vfs driver (scripts/docker-setup's fallback) each container costs a copy of
+    the whole image. pytest's temporary directories are private to the host user, so the
+    mounted ones are opened up to the stage user: inputs readable, /pfs/out writable."""
     out = outs / f"{stage}-out"
     out.mkdir(parents=True)
     out.chmod(0o777)
@@ -161,7 +161,7 @@ def run_command(client: Any, image: str, argv: list[str]) -> str:
 
 def test_image_runs_as_an_unprivileged_user(docker_client: Any, image: str) -> None:
     # One container answers every question: each container costs a copy of the whole image
-    # with the vfs storage driver (about 25 s).
+    # with the vfs storage driver (about 25 s), scripts/docker-setup's fallback.
     probe = ("import os, pathlib, sys, sysconfig; "
              "print(os.getuid(), os.getgid(), os.access('/opt/tilefarm/lib', os.W_OK), "
              "os.access('/pfs/out', os.W_OK)); "
