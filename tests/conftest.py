@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests import early
+from tilefarm.blender import runtimes
 from tilefarm.blender.runner import BlenderRunner
 
 if TYPE_CHECKING:
@@ -92,6 +94,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if BLENDER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.blender)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def early_setup(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Start the slow preparations of the selected tests' modules beside the first tests
+    (tests/early.py)."""
+    early.start_for(request.session.items, tmp_path_factory)
+
+
+def install_runtime(series: str) -> runtimes.Runtime:
+    proc = run_cli("blender", "install", series, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    return runtimes.find(series)
+
+
+def blender_runtime(series: str) -> runtimes.Runtime:
+    """The Blender ``series`` runtime, installed from PyPI by ``tilefarm blender install``
+    into the runtimes folder (it persists between runs); installed once a session."""
+    return early.result(f"blender {series}", lambda: install_runtime(series))  # type: ignore[no-any-return]
+
+
+def start_blender_runtimes(*series: str) -> None:
+    """Install these runtimes beside the first tests (tests/early.py)."""
+    for one in series:
+        early.start(f"blender {one}", lambda one=one: install_runtime(one))
 
 
 @pytest.fixture

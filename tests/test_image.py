@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from tilefarm.pipelines.image import content_tag, prepare_context
 
+from tests import early
 from tests.conftest import ROOT, Scenes
 from tests.pipeline import assert_identical, run_pipeline
 from tilefarm.plan.settings import JobSettings
@@ -32,46 +33,54 @@ from tilefarm.plan.settings import JobSettings
 pytestmark = [pytest.mark.blender, pytest.mark.docker]
 
 
-@pytest.fixture(scope="module")
-def docker_client() -> Any:
-    docker = pytest.importorskip("docker")
+def reachable_docker() -> tuple[Any, Path] | str:
+    """A client of a Docker daemon that answers, and the base root filesystem tarball; or
+    why there is none."""
+    try:
+        import docker
+    except ImportError:
+        return "the docker SDK is not installed"
     tar = os.environ.get("TILEFARM_BASE_TAR")
     try:
         client = docker.from_env()
         client.ping()
     except docker.errors.DockerException as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the container test, but no Docker daemon answers: {exc}")
-        pytest.skip(f"no Docker daemon ({exc}); run scripts/test as root to set one up")
+        return f"no Docker daemon answers ({exc}); run scripts/test as root to set one up"
     if not tar or not Path(tar).is_file():
+        return "no base root filesystem (TILEFARM_BASE_TAR); see scripts/docker-setup"
+    return client, Path(tar)
+
+
+@pytest.fixture(scope="module")
+def docker_client() -> Any:
+    found = reachable_docker()
+    if isinstance(found, str):
         if os.environ.get("CI"):
-            pytest.fail("CI must run the container test, but TILEFARM_BASE_TAR is not set")
-        pytest.skip("no base root filesystem (TILEFARM_BASE_TAR); see scripts/docker-setup")
-    return client
+            pytest.fail(f"CI must run the container test, but {found}")
+        pytest.skip(found)
+    return found[0]
 
 
 # What a Debian image's config says and a bare root filesystem's import lacks.
 DEBIAN_PATH = "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@pytest.fixture(scope="module")
-def base_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+def base_image(client: Any, tar: Path, scratch: Path) -> str:
     """The root filesystem imported once per version of the tarball, as a Debian image is:
     with Debian's PATH, and a root directory everyone may traverse (the tarball records the
     mode of the temporary directory it was made in, 0700, which would shut the image's
     unprivileged user out of everything)."""
     import docker
 
-    tar = Path(os.environ["TILEFARM_BASE_TAR"])
     stat = tar.stat()
     version = f"{stat.st_size}:{stat.st_mtime_ns}:root0755:path"
     tag = hashlib.sha256(version.encode()).hexdigest()[:12]
     try:
-        docker_client.images.get(f"tilefarm-base:{tag}")
+        client.images.get(f"tilefarm-base:{tag}")
     except docker.errors.ImageNotFound:
-        opened = open_root(tar, tmp_path_factory.mktemp("base") / "rootfs.tar")
-        docker_client.api.import_image_from_file(str(opened), repository="tilefarm-base", tag=tag,
-                                                 changes=[DEBIAN_PATH])
+        opened = open_root(tar, scratch / "rootfs.tar")
+        client.api.import_image_from_file(str(opened), repository="tilefarm-base", tag=tag,
+                                          changes=[DEBIAN_PATH])
         opened.unlink()
     return f"tilefarm-base:{tag}"
 
@@ -86,21 +95,42 @@ def open_root(source: Path, target: Path) -> Path:
     return target
 
 
-@pytest.fixture(scope="module")
-def image(docker_client: Any, base_image: str) -> str:
-    prepare_context(ROOT)
+def build_image(client: Any, tar: Path, scratch: Path) -> str:
+    """The pipeline image built from the checkout on the base image; its reference."""
+    base = base_image(client, tar, scratch)
+    with early.WHEEL_BUILD:
+        prepare_context(ROOT)
     ref = f"tilefarm-ci:{content_tag(ROOT)}"
     started = time.monotonic()
-    docker_client.images.build(path=str(ROOT), tag=ref, rm=True, network_mode="none",
-                               buildargs={"BASE_IMAGE": base_image})
-    size = docker_client.images.get(ref).attrs["Size"]
+    client.images.build(path=str(ROOT), tag=ref, rm=True, network_mode="none",
+                        buildargs={"BASE_IMAGE": base})
+    size = client.images.get(ref).attrs["Size"]
     print(f"\nimage {ref}: built in {time.monotonic() - started:.0f} s, {size / 2**20:.0f} MiB")
     # Keep this build (its layers make the next one fast), not older ones: the vfs driver
     # (scripts/docker-setup's fallback) stores every layer whole.
-    for old in docker_client.images.list(name="tilefarm-ci"):
+    for old in client.images.list(name="tilefarm-ci"):
         if ref not in old.tags:
-            docker_client.images.remove(old.id, force=True)
-    docker_client.images.prune(filters={"dangling": True})
+            client.images.remove(old.id, force=True)
+    client.images.prune(filters={"dangling": True})
+    return ref
+
+
+def start_build(factory: pytest.TempPathFactory) -> None:
+    """Build the image beside the first tests (tests/early.py), where Docker answers."""
+    found = reachable_docker()
+    if not isinstance(found, str):
+        client, tar = found
+        early.start("image", lambda: build_image(client, tar, factory.mktemp("base")))
+
+
+early.when_selected(__file__, start_build)
+
+
+@pytest.fixture(scope="module")
+def image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    tar = Path(os.environ["TILEFARM_BASE_TAR"])
+    ref: str = early.result("image", lambda: build_image(docker_client, tar,
+                                                         tmp_path_factory.mktemp("base")))
     return ref
 
 

@@ -15,17 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, Scenes, assert_one_line_error, run_cli
+from tests import early
+from tests.conftest import (BIN, Scenes, assert_one_line_error, blender_runtime, run_cli,
+                            start_blender_runtimes)
 from tests.pipeline import assert_same_frame, reference
 from tests.raycluster import CGROUP, Cluster, Node
 from tests.serverkit import alive, api, job, running_server, wait_for
 
 pytestmark = pytest.mark.blender
+early.when_selected(__file__, lambda _: start_blender_runtimes("5.0"))
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    assert run_cli("blender", "install", "5.0", timeout=900).returncode == 0
+    blender_runtime("5.0")
     made = Cluster(tmp_path_factory.mktemp("ray")).start()
     try:
         made.join("a", blender="4.5")

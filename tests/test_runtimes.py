@@ -14,7 +14,9 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.conftest import BUILD_SCRIPT, Scenes, run_cli
+from tests import early
+from tests.conftest import (BUILD_SCRIPT, Scenes, blender_runtime, run_cli,
+                            start_blender_runtimes)
 from tests.pipeline import assert_identical, assert_same_frame, reference
 from tilefarm.blender import runtimes
 from tilefarm.blender.blendfile import check_blend
@@ -25,10 +27,7 @@ CASES = ["plain", "glare_blur", "two_layers", "multilayer", "denoise", "file_out
          "factory_default", "denoise_no_adaptive"]
 
 
-def install(series: str) -> runtimes.Runtime:
-    proc = run_cli("blender", "install", series, timeout=900)
-    assert proc.returncode == 0, proc.stderr
-    return runtimes.find(series)
+early.when_selected(__file__, lambda _: start_blender_runtimes("5.0", "5.2"))
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +36,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
     5.0 set with a sound strip for the encoder's mixdown."""
     by_series: dict[str, list[Path]] = {}
     for series in ("5.0", "5.2"):
-        runtime = install(series)
+        runtime = blender_runtime(series)
         out = tmp_path_factory.mktemp(f"saved-{series}")
         cases = CASES + (["sound_video"] if series == "5.0" else ["format_avif"])
         built = runtime.runner(timeout=300).run_script(

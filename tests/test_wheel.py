@@ -7,12 +7,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from tests import early
 from tests.conftest import ROOT, Scenes
 from tilefarm.blender.runtime_install import find_python
 
@@ -44,15 +44,27 @@ PYTHONS = {"3.11": lambda: getattr(sys, "_base_executable", sys.executable),
            "3.12": lambda: find_python("3.12"), "3.13": lambda: find_python("3.13")}
 
 
-@pytest.fixture(scope="module")
-def installs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[Path]]]:
+def start_installs(base: Path) -> dict[str, Future[Path]]:
     """The wheel built once and installed into a venv of each Python, side by side: each
     install unpacks about a gigabyte of wheels, and one after another they took 110 s."""
-    base = tmp_path_factory.mktemp("wheel")
-    wheel = build_wheel(base / "dist")
-    with ThreadPoolExecutor(len(PYTHONS)) as pool:
-        yield {version: pool.submit(install_wheel, base / version, python, wheel)
-               for version, find in PYTHONS.items() if (python := find()) is not None}
+    with early.WHEEL_BUILD:
+        wheel = build_wheel(base / "dist")
+    pool = ThreadPoolExecutor(len(PYTHONS), thread_name_prefix="wheel")
+    installs = {version: pool.submit(install_wheel, base / version, python, wheel)
+                for version, find in PYTHONS.items() if (python := find()) is not None}
+    pool.shutdown(wait=False)  # its threads end with their installs
+    return installs
+
+
+early.when_selected(__file__, lambda factory: early.start(
+    "wheel", lambda: start_installs(factory.mktemp("wheel"))))
+
+
+@pytest.fixture(scope="module")
+def installs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Future[Path]]:
+    made: dict[str, Future[Path]] = early.result(
+        "wheel", lambda: start_installs(tmp_path_factory.mktemp("wheel")))
+    return made
 
 
 @pytest.fixture(scope="module")
