@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import Scenes
-from tests.pipeline import assert_identical, pixels, reference, run_pipeline
+from tests.pipeline import assert_identical, pixels, references, run_pipeline
 from tilefarm.plan.settings import JobSettings
 
 pytestmark = pytest.mark.blender
@@ -32,16 +32,17 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def references(scenes: Scenes, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[int, Path]]:
+def blenders_own(scenes: Scenes, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[int, Path]]:
     names = sorted({name for name, _ in CASES})
-    return {name: reference(scenes[name], tmp_path_factory.mktemp(f"ref-{name}")) for name in names}
+    made = references([(scenes[name], tmp_path_factory.mktemp(f"ref-{name}")) for name in names])
+    return dict(zip(names, made))
 
 
 @pytest.mark.parametrize("name, grid", CASES)
-def test_frames_match_blenders_own_render(scenes: Scenes, references: dict[str, dict[int, Path]],
+def test_frames_match_blenders_own_render(scenes: Scenes, blenders_own: dict[str, dict[int, Path]],
                                           tmp_path: Path, name: str, grid: str) -> None:
     run = run_pipeline(scenes[name], tmp_path / "pfs", JobSettings(tiles=grid, chunk=2))
-    expected = references[name]
+    expected = blenders_own[name]
     assert run.plan.tiling.reason is None  # tiled as asked: the tiles themselves are exact
     assert run.plan.frames == sorted(expected)
     # Below adaptive sampling's first filter pass tiles need no margin, and still match.
@@ -52,7 +53,7 @@ def test_frames_match_blenders_own_render(scenes: Scenes, references: dict[str, 
 
 
 def test_denoised_sums_without_their_scale_differ(scenes: Scenes,
-                                                  references: dict[str, dict[int, Path]],
+                                                  blenders_own: dict[str, dict[int, Path]],
                                                   tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The control for ``denoise_no_adaptive``: Cycles denoised the unscaled sum of the
@@ -62,7 +63,7 @@ def test_denoised_sums_without_their_scale_differ(scenes: Scenes,
     monkeypatch.setattr("tilefarm.merger.merge.denoise_sum_scale", lambda facts: None)
     bare = run_pipeline(scenes["denoise_no_adaptive"], tmp_path / "pfs", JobSettings(tiles="2x2"))
     assert bare.plan.grid == [2, 2]
-    ours, theirs = pixels(bare.frame(1)), pixels(references["denoise_no_adaptive"][1])
+    ours, theirs = pixels(bare.frame(1)), pixels(blenders_own["denoise_no_adaptive"][1])
     if all(np.array_equal(ours[c], theirs[c]) for c in "RGB"):
         # OIDN picks its kernels by CPU. On one machine (a Xeon with AVX-512 and AMX) the
         # unscaled sum denoised to Blender's frame exactly: there is nothing to control.
@@ -70,7 +71,7 @@ def test_denoised_sums_without_their_scale_differ(scenes: Scenes,
 
 
 def test_adaptive_tiles_without_their_margin_differ(scenes: Scenes,
-                                                    references: dict[str, dict[int, Path]],
+                                                    blenders_own: dict[str, dict[int, Path]],
                                                     tmp_path: Path) -> None:
     """The control for the ``adaptive`` cases (a margin of 4 px, one per filter pass, after
     samples 16, 32, 48 and 64): the same tiles with no margin differ from Blender's own
@@ -79,6 +80,6 @@ def test_adaptive_tiles_without_their_margin_differ(scenes: Scenes,
                         JobSettings(tiles="3x3", chunk=2, overscan=0))
     differing = [f for f in bare.plan.frames
                  if not np.array_equal(pixels(bare.frame(f))["pixels"],
-                                       pixels(references["adaptive"][f])["pixels"])]
+                                       pixels(blenders_own["adaptive"][f])["pixels"])]
     assert differing, "tiles without overscan matched anyway: the scene does not test the margin"
 

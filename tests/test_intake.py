@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Assets, assert_one_line_error, run_cli
-from tests.pipeline import assert_identical, reference
+from tests.pipeline import assert_identical, references
 from tilefarm.splitter.assets import trace
 
 pytestmark = pytest.mark.blender
@@ -26,8 +26,8 @@ def test_packed_jobs_render_as_blender_renders_the_original_in_place(
     proc = run_cli("render", *[str(assets.job(c)) for c in PACKED_CASES], "--tiles", "2x1",
                    "--no-video", "--out", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for case in PACKED_CASES:
-        expected = reference(assets.blend(case), tmp_path / f"ref-{case}")
+    theirs = references([(assets.blend(case), tmp_path / f"ref-{case}") for case in PACKED_CASES])
+    for case, expected in zip(PACKED_CASES, theirs):
         for frame, path in expected.items():
             assert_identical(out / case / "frames" / f"{frame:06d}.png", path)
 
