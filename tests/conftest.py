@@ -1,4 +1,5 @@
-"""Shared fixtures: the tiny real .blend scenes, built once per test session."""
+"""Shared fixtures: the tiny real .blend scenes, built once per test session (beside the
+first tests: tests/early.py)."""
 
 from __future__ import annotations
 
@@ -37,12 +38,16 @@ class Scenes:
         return self.paths[name]
 
 
-@pytest.fixture(scope="session")
-def scenes(tmp_path_factory: pytest.TempPathFactory) -> Scenes:
-    out = tmp_path_factory.mktemp("scenes")
+def build_scenes(out: Path) -> Scenes:
     marker = out / "SCRIPT_RAN"
     built = BlenderRunner(timeout=300).run_script(BUILD_SCRIPT, {"out": str(out), "marker": str(marker)}, label="build-scenes")
     return Scenes(built, marker)
+
+
+@pytest.fixture(scope="session")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> Scenes:
+    made: Scenes = early.result("scenes", lambda: build_scenes(tmp_path_factory.mktemp("scenes")))
+    return made
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
@@ -77,13 +82,17 @@ class Assets:
         return self.root / case
 
 
-@pytest.fixture(scope="session")
-def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
-    out = tmp_path_factory.mktemp("assets")
+def build_assets(out: Path) -> Assets:
     built = BlenderRunner(timeout=300).run_script(BUILD_ASSETS, {"out": str(out)},
                                                   label="build-assets")
     assert all(Path(info["blend"]) == out / case / "shot.blend" for case, info in built.items())
     return Assets(out)
+
+
+@pytest.fixture(scope="session")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
+    made: Assets = early.result("assets", lambda: build_assets(tmp_path_factory.mktemp("assets")))
+    return made
 
 
 # Fixtures that build real scenes in Blender: a test using one needs Blender, marked or not.
@@ -99,8 +108,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def early_setup(request: pytest.FixtureRequest,
                 tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Start the slow preparations of the selected tests' modules beside the first tests
-    (tests/early.py)."""
+    """Start the slow preparations of the selected tests beside the first tests
+    (tests/early.py): the fixture scenes first, which most of them need soonest, then
+    those of their modules."""
+    used = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    if "scenes" in used:
+        early.start("scenes", lambda: build_scenes(tmp_path_factory.mktemp("scenes")))
+    if "assets" in used:
+        early.start("assets", lambda: build_assets(tmp_path_factory.mktemp("assets")))
     early.start_for(request.session.items, tmp_path_factory)
 
 

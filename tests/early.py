@@ -3,7 +3,8 @@
 Some preparations leave most of the machine idle while they run: building the pipeline
 image (pip, and Docker's layer copies), installing the release wheel into fresh venvs,
 installing Blender runtimes from PyPI. Run where their tests start, the whole suite waits
-on them. A test module registers such a preparation with ``when_selected``; once the
+on them. The fixture scenes too are built while the first tests, which need none, run.
+A test module registers such a preparation with ``when_selected``; once the
 session knows its tests, tests/conftest.py starts each one whose module has a selected
 test, in a thread beside the tests before it. The fixture that needs it takes its
 ``result``: it waits for it, and a failure is raised there, in that fixture's test. A
