@@ -18,8 +18,9 @@ ARG RUNTIMES=""
 # installed in the same step, listed as tilefarm lists them (runtime.json, written last).
 #
 # Few layers: with the storage drivers that copy a whole layer (vfs, which the CI's daemon
-# runs), each instruction after the dependencies cost a copy of them (about 25 s each, 6
-# minutes a build); the final image takes them in one COPY, its last instruction.
+# falls back to where the kernel has no overlay), each instruction after the dependencies
+# cost a copy of them (about 25 s each, 6 minutes a build); the final image takes them in
+# one COPY, its last instruction.
 FROM ${BASE_IMAGE} AS deps
 ARG RUNTIMES
 COPY wheelhouse/ /wheelhouse/
