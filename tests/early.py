@@ -23,7 +23,7 @@ import pytest
 
 Starter = Callable[[pytest.TempPathFactory], None]
 
-# Two at a time: each is a pip or a Docker build of its own, beside the suite's tests.
+# Two at a time: each is a pip, a Docker build or a Blender of its own, beside the tests.
 _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="early")
 _started: dict[str, Future[Any]] = {}
 _starters: dict[Path, list[Starter]] = {}
