@@ -44,10 +44,12 @@ def build_scenes(out: Path) -> Scenes:
     return Scenes(built, marker)
 
 
+SCENES = early.Preparation("scenes", lambda factory: build_scenes(factory.mktemp("scenes")))
+
+
 @pytest.fixture(scope="session")
 def scenes(tmp_path_factory: pytest.TempPathFactory) -> Scenes:
-    made: Scenes = early.result("scenes", lambda: build_scenes(tmp_path_factory.mktemp("scenes")))
-    return made
+    return SCENES.result(tmp_path_factory)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
@@ -89,10 +91,12 @@ def build_assets(out: Path) -> Assets:
     return Assets(out)
 
 
+ASSETS = early.Preparation("assets", lambda factory: build_assets(factory.mktemp("assets")))
+
+
 @pytest.fixture(scope="session")
 def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
-    made: Assets = early.result("assets", lambda: build_assets(tmp_path_factory.mktemp("assets")))
-    return made
+    return ASSETS.result(tmp_path_factory)
 
 
 # Fixtures that build real scenes in Blender: a test using one needs Blender, marked or not.
@@ -109,13 +113,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def early_setup(request: pytest.FixtureRequest,
                 tmp_path_factory: pytest.TempPathFactory) -> None:
     """Start the slow preparations of the selected tests beside the first tests
-    (tests/early.py): the fixture scenes first, which most of them need soonest, then
-    those of their modules."""
-    used = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
-    if "scenes" in used:
-        early.start("scenes", lambda: build_scenes(tmp_path_factory.mktemp("scenes")))
-    if "assets" in used:
-        early.start("assets", lambda: build_assets(tmp_path_factory.mktemp("assets")))
+    (tests/early.py): the fixture scenes first, which most of them need soonest."""
     early.start_for(request.session.items, tmp_path_factory)
 
 
@@ -125,16 +123,20 @@ def install_runtime(series: str) -> runtimes.Runtime:
     return runtimes.find(series)
 
 
-def blender_runtime(series: str) -> runtimes.Runtime:
-    """The Blender ``series`` runtime, installed from PyPI by ``tilefarm blender install``
-    into the runtimes folder (it persists between runs); installed once a session."""
-    return early.result(f"blender {series}", lambda: install_runtime(series))  # type: ignore[no-any-return]
+# The Blender 5.0 and 5.2 runtimes, installed from PyPI by ``tilefarm blender install`` into
+# the runtimes folder (it persists between runs), once a session.
+BLENDER_50 = early.Preparation("blender_50", lambda _: install_runtime("5.0"))
+BLENDER_52 = early.Preparation("blender_52", lambda _: install_runtime("5.2"))
 
 
-def start_blender_runtimes(*series: str) -> None:
-    """Install these runtimes beside the first tests (tests/early.py)."""
-    for one in series:
-        early.start(f"blender {one}", lambda one=one: install_runtime(one))
+@pytest.fixture(scope="session")
+def blender_50(tmp_path_factory: pytest.TempPathFactory) -> runtimes.Runtime:
+    return BLENDER_50.result(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def blender_52(tmp_path_factory: pytest.TempPathFactory) -> runtimes.Runtime:
+    return BLENDER_52.result(tmp_path_factory)
 
 
 @pytest.fixture

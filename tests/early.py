@@ -4,11 +4,12 @@ Some preparations leave most of the machine idle while they run: building the pi
 image (pip, and Docker's layer copies), installing the release wheel into fresh venvs,
 installing Blender runtimes from PyPI. Run where their tests start, the whole suite waits
 on them. The fixture scenes too are built while the first tests, which need none, run.
-A test module registers such a preparation with ``when_selected``; once the
-session knows its tests, tests/conftest.py starts each one whose module has a selected
-test, in a thread beside the tests before it. The fixture that needs it takes its
-``result``: it waits for it, and a failure is raised there, in that fixture's test. A
-preparation nobody started (its module was deselected) is made when asked, as before.
+
+Each is a ``Preparation`` of the fixture that returns it. Once the session knows its tests,
+tests/conftest.py starts, in a thread beside the tests before theirs, every preparation
+whose fixture a selected test uses. The fixture takes its ``result``: it waits for it, and
+a failure is raised there, in that fixture's test. A preparation nobody started is made
+when its fixture asks, as before.
 """
 
 from __future__ import annotations
@@ -16,51 +17,50 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
-from typing import Any
+from typing import Generic, TypeVar
 
 import pytest
 
-Starter = Callable[[pytest.TempPathFactory], None]
+T = TypeVar("T")
 
 # Two at a time: each is a pip, a Docker build or a Blender of its own, beside the tests.
 _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="early")
-_started: dict[str, Future[Any]] = {}
-_starters: dict[Path, list[Starter]] = {}
+_preparations: list[Preparation[object]] = []
 
 # pip builds tilefarm's own wheel inside the checkout (build/, tilefarm.egg-info): the
 # image's build context and the release test's wheel must not be built at the same time.
 WHEEL_BUILD = threading.Lock()
 
 
-def when_selected(module_file: str, starter: Starter) -> None:
-    """Run ``starter`` (given the session's TempPathFactory) when a test of ``module_file``
-    is selected in the session."""
-    _starters.setdefault(Path(module_file).resolve(), []).append(starter)
+class Preparation(Generic[T]):
+    """What fixture ``fixture`` returns, made once a session by ``make``; started early
+    where ``when()`` holds (else its fixture says why it cannot be made)."""
+
+    def __init__(self, fixture: str, make: Callable[[pytest.TempPathFactory], T],
+                 when: Callable[[], bool] = lambda: True) -> None:
+        self.fixture, self.make, self.when = fixture, make, when
+        self.made: Future[T] | None = None
+        _preparations.append(self)  # type: ignore[arg-type]
+
+    def start(self, factory: pytest.TempPathFactory) -> None:
+        if self.made is None and self.when():
+            self.made = _pool.submit(self.make, factory)
+
+    def result(self, factory: pytest.TempPathFactory) -> T:
+        """Its result, waited for; if it was not started, made now."""
+        if self.made is None:
+            self.made = Future()
+            try:
+                self.made.set_result(self.make(factory))
+            except Exception as exc:
+                self.made.set_exception(exc)
+        return self.made.result()
 
 
 def start_for(items: Iterable[pytest.Item], factory: pytest.TempPathFactory) -> None:
-    """Run the starters of the selected tests' modules, in the session's order."""
-    modules = dict.fromkeys(Path(str(item.path)).resolve() for item in items)
-    for module in modules:
-        for starter in _starters.get(module, []):
-            starter(factory)
-
-
-def start(key: str, make: Callable[[], Any]) -> None:
-    """Begin ``make()`` in a thread, once per session."""
-    if key not in _started:
-        _started[key] = _pool.submit(make)
-
-
-def result(key: str, make: Callable[[], Any]) -> Any:
-    """The result of the ``make()`` started under ``key``, waited for; if none was started,
-    ``make()`` run now (and kept for the next test that asks)."""
-    if key not in _started:
-        made: Future[Any] = Future()
-        try:
-            made.set_result(make())
-        except Exception as exc:
-            made.set_exception(exc)
-        _started[key] = made
-    return _started[key].result()
+    """Start the preparations of the fixtures the selected tests use, in the order they
+    were made (conftest's first, then the test modules' as they were collected)."""
+    used = {name for item in items for name in getattr(item, "fixturenames", ())}
+    for preparation in _preparations:
+        if preparation.fixture in used:
+            preparation.start(factory)

@@ -115,23 +115,20 @@ def build_image(client: Any, tar: Path, scratch: Path) -> str:
     return ref
 
 
-def start_build(factory: pytest.TempPathFactory) -> None:
-    """Build the image beside the first tests (tests/early.py), where Docker answers."""
+def build_here(factory: pytest.TempPathFactory) -> str:
     found = reachable_docker()
-    if not isinstance(found, str):
-        client, tar = found
-        early.start("image", lambda: build_image(client, tar, factory.mktemp("base")))
+    assert not isinstance(found, str), found  # the docker_client fixture checked it first
+    client, tar = found
+    return build_image(client, tar, factory.mktemp("base"))
 
 
-early.when_selected(__file__, start_build)
+# Built beside the first tests (tests/early.py), where Docker answers.
+IMAGE = early.Preparation("image", build_here, when=lambda: not isinstance(reachable_docker(), str))
 
 
 @pytest.fixture(scope="module")
 def image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
-    tar = Path(os.environ["TILEFARM_BASE_TAR"])
-    ref: str = early.result("image", lambda: build_image(docker_client, tar,
-                                                         tmp_path_factory.mktemp("base")))
-    return ref
+    return IMAGE.result(tmp_path_factory)
 
 
 # The image runs as this user, not root (Dockerfile, USER).

@@ -15,20 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from tests import early
-from tests.conftest import (BIN, Scenes, assert_one_line_error, blender_runtime, run_cli,
-                            start_blender_runtimes)
+from tests.conftest import BIN, Scenes, assert_one_line_error, run_cli
 from tests.pipeline import assert_same_frame, reference
 from tests.raycluster import CGROUP, Cluster, Node
 from tests.serverkit import alive, api, job, running_server, wait_for
 
 pytestmark = pytest.mark.blender
-early.when_selected(__file__, lambda _: start_blender_runtimes("5.0"))
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    blender_runtime("5.0")
+def cluster(blender_50: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     made = Cluster(tmp_path_factory.mktemp("ray")).start()
     try:
         made.join("a", blender="4.5")

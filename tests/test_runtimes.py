@@ -14,9 +14,7 @@ from pathlib import Path
 import av
 import pytest
 
-from tests import early
-from tests.conftest import (BUILD_SCRIPT, Scenes, blender_runtime, run_cli,
-                            start_blender_runtimes)
+from tests.conftest import BUILD_SCRIPT, Scenes, run_cli
 from tests.pipeline import assert_identical, assert_same_frame, reference, references
 from tilefarm.blender import runtimes
 from tilefarm.blender.blendfile import check_blend
@@ -27,16 +25,13 @@ CASES = ["plain", "glare_blur", "two_layers", "multilayer", "denoise", "file_out
          "factory_default", "denoise_no_adaptive"]
 
 
-early.when_selected(__file__, lambda _: start_blender_runtimes("5.0", "5.2"))
-
-
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
+def saved(blender_50: runtimes.Runtime, blender_52: runtimes.Runtime,
+          tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
     """The fixture scenes as Blender 5.0 and 5.2 save them (job names v50_*, v52_*), the
     5.0 set with a sound strip for the encoder's mixdown."""
     by_series: dict[str, list[Path]] = {}
-    for series in ("5.0", "5.2"):
-        runtime = blender_runtime(series)
+    for series, runtime in (("5.0", blender_50), ("5.2", blender_52)):
         out = tmp_path_factory.mktemp(f"saved-{series}")
         cases = CASES + (["sound_video"] if series == "5.0" else ["format_avif"])
         built = runtime.runner(timeout=300).run_script(

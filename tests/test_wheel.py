@@ -56,15 +56,12 @@ def start_installs(base: Path) -> dict[str, Future[Path]]:
     return installs
 
 
-early.when_selected(__file__, lambda factory: early.start(
-    "wheel", lambda: start_installs(factory.mktemp("wheel"))))
+INSTALLS = early.Preparation("installs", lambda factory: start_installs(factory.mktemp("wheel")))
 
 
 @pytest.fixture(scope="module")
 def installs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Future[Path]]:
-    made: dict[str, Future[Path]] = early.result(
-        "wheel", lambda: start_installs(tmp_path_factory.mktemp("wheel")))
-    return made
+    return INSTALLS.result(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
