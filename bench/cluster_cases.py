@@ -1,5 +1,5 @@
 """Benchmark cases on a real Ray cluster on this machine, run by ``bench/overhead.py --case
-ray`` and ``--case straggler`` (see its docstring)."""
+ray``, ``--case ray-fixed`` and ``--case straggler`` (see its docstring)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from common import TILEFARM, demo, tilefarm
+from common import TILEFARM, demo, phases, tilefarm
 
 
 def ray_case(args: argparse.Namespace, work: Path) -> int:
@@ -49,6 +49,46 @@ def ray_case(args: argparse.Namespace, work: Path) -> int:
     local, remote = statistics.median(times["local"]), statistics.median(times["ray"])
     print(f"  {datums} datums of near-empty tiles: local --workers 1 {local:.1f} s, one Ray node "
           f"{remote:.1f} s: {(remote - local) / datums:+.3f} s a datum (goal <= 0.2 s)")
+    return 0
+
+
+def ray_fixed_case(args: argparse.Namespace, work: Path) -> int:
+    """A lone short job on a one-node cluster, the head's side (the CLI) on core 0 and the node
+    on core 1, as on two machines; against the same job rendered locally on both cores."""
+    from tests.raycluster import Cluster
+
+    tiles = ("--tiles", "2x2")
+    cluster = Cluster(work / "cluster").start()
+    times: dict[str, list[float]] = {"local": [], "ray": []}
+    split: list[tuple[str, float]] = []
+    try:
+        cluster.join("a", core=1)
+        for i in range(args.repeat):
+            # A new version of the shot each run, as an artist's next render (each write of
+            # the demo differs): neither side has seen the file.
+            (work / f"lone{i}").mkdir()
+            blend = demo(work / f"lone{i}" / "lone.blend", args.frames, args.resolution,
+                         args.samples, not args.no_denoise)
+            times["local"].append(tilefarm(blend, work / f"local{i}", *tiles))
+            out, start = work / f"ray{i}", time.time()
+            subprocess.run(["taskset", "-c", "0", str(TILEFARM), "render", str(blend), "--out",
+                            str(out), *tiles, "--ray", cluster.address],
+                           check=True, stdout=subprocess.DEVNULL)
+            times["ray"].append(time.time() - start)
+            split = phases(out / ".tilefarm", start, time.time())
+            print(f"run {i + 1}: local {times['local'][-1]:.2f} s, one Ray node "
+                  f"{times['ray'][-1]:.2f} s", flush=True)
+    finally:
+        cluster.stop()
+    extra = [r - loc for r, loc in zip(times["ray"], times["local"])]
+    print(f"a lone job of {args.frames} frame(s) at {args.resolution}, 2x2, {args.samples} "
+          f"samples, medians of {args.repeat} alternated runs:")
+    print(f"  local render:         {statistics.median(times['local']):6.2f} s")
+    print(f"  one Ray node:         {statistics.median(times['ray']):6.2f} s  "
+          f"({statistics.median(extra):+.2f} s; runs {', '.join(f'{e:+.2f}' for e in extra)})")
+    print("  where the last Ray run's time went:")
+    for phase, seconds in split:
+        print(f"    {phase:<52} {seconds:6.2f} s")
     return 0
 
 

@@ -48,6 +48,14 @@ the Ray path: a job of many near-empty tiles (64x36, 1 sample, 4x4) on one node 
 
     .venv/bin/python bench/overhead.py --case ray --frames 12 --repeat 3
 
+``--case ray-fixed`` measures a lone short job's fixed cost on Ray: a 2x2 job on a one-node
+cluster, the CLI (the head's side) pinned to core 0 and the node to core 1, as two machines
+would be, against ``tilefarm render`` of it on this machine, alternated. Each pair renders a
+new write of the demo (a new version of the shot: no side has seen the file). It prints each
+time, the difference, and where the last Ray run's time went.
+
+    .venv/bin/python bench/overhead.py --case ray-fixed --frames 3 --resolution 64x36 --samples 1 --no-denoise
+
 ``--case straggler`` measures backup copies (tilefarm.engine.backups) on the same cluster:
 a fast node on core 0, and a node on core 1 slowed 8x by a CPU quota (cgroup v1, after it
 joins), rendering a ``--frames`` job untiled. Alternated: the fast node alone, both nodes
@@ -261,8 +269,8 @@ def fixed_case(args: argparse.Namespace, work: Path) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--case", choices=("render", "fixed", "server", "urgent", "ray", "straggler"),
-                        default="render")
+    parser.add_argument("--case", default="render", choices=(
+        "render", "fixed", "server", "urgent", "ray", "ray-fixed", "straggler"))
     parser.add_argument("--jobs", type=int, default=4, help="jobs for --case server")
     parser.add_argument("--one-by-one", action="store_true",
                         help="--case server: submit each job when the last is done")
@@ -288,6 +296,8 @@ def main() -> int:
             return fixed_case(args, work)
         if args.case == "ray":
             return cluster_cases.ray_case(args, work)
+        if args.case == "ray-fixed":
+            return cluster_cases.ray_fixed_case(args, work)
         if args.case == "straggler":
             return cluster_cases.straggler_case(args, work)
         return render_case(args, work)

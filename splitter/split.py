@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import posixpath
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -28,7 +30,7 @@ from tilefarm.plan.planner import make_plan
 from tilefarm.plan.schemas import load, to_document, validate
 from tilefarm.plan.settings import JobSettings
 from tilefarm.plan.versions import choose_runtime
-from tilefarm.runtime.files import sha256_file, write_json
+from tilefarm.runtime.files import sha256_file, write_bytes, write_json
 
 FACTS_CACHE_ENV = "TILEFARM_FACTS_CACHE"
 RunnerFor = Callable[[str], BlenderRunner]
@@ -58,12 +60,33 @@ def inspect(source: JobSource, scene: str | None, runner: BlenderRunner) -> Scen
 
 
 def _cache_path(blend: Path, scene: str | None, runner: BlenderRunner) -> Path | None:
+    """``<cache>/<the .blend's sha256>/<sha256 of scene, Blender, tilefarm>.json``: a file's
+    facts are found by its content alone (``cached_facts``), and two machines with the same
+    Blender version name them alike (its path only where the version is not known)."""
     base = os.environ.get(FACTS_CACHE_ENV)
     if not base:
         return None
-    blender = f"{runner.executable or runner.python} {runner.version}"
-    digest = sha256_file(blend, f"\0{scene}\0{blender}\0{__version__}".encode())
-    return Path(base) / f"{digest}.json"
+    blender = runner.version or f"{runner.executable or runner.python}"
+    key = f"{scene}\0{blender}\0{__version__}".encode()
+    return Path(base) / sha256_file(blend) / f"{hashlib.sha256(key).hexdigest()}.json"
+
+
+def cached_facts(digest: str) -> list[tuple[str, bytes]]:
+    """Every facts document this machine's cache holds of the .blend whose sha256 is
+    ``digest`` (name, bytes): a Ray head sends them with a datum of that file, so that a node
+    does not inspect again what the head's intake inspected."""
+    base = os.environ.get(FACTS_CACHE_ENV)
+    if not base or not (Path(base) / digest).is_dir():
+        return []
+    return [(path.name, path.read_bytes()) for path in sorted((Path(base) / digest).glob("*.json"))]
+
+
+def learn_facts(base: Path, digest: str, documents: list[tuple[str, bytes]]) -> None:
+    """Keep ``cached_facts`` of another machine in the facts cache ``base``."""
+    for name, data in documents if re.fullmatch("[0-9a-f]{64}", digest) else ():
+        path = base / digest / name
+        if re.fullmatch("[0-9a-f]{64}[.]json", name) and not path.exists():
+            write_bytes(path, data)
 
 
 def remember_packed(source: JobSource, scene: str | None, runner: BlenderRunner,

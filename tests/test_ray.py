@@ -68,7 +68,15 @@ def test_tiles_rendered_on_two_nodes_are_blenders_own_frames(
         assert_same_frame(tmp_path / "plain" / "frames" / f"{frame:06d}.png", theirs)
     ran = nodes_of(tmp_path, "renderer")
     assert len(ran) == 12 and set(ran) == {cluster.nodes["a"].ip, cluster.nodes["b"].ip}
-    assert cluster.head_ip not in set(nodes_of(tmp_path, "splitter"))  # --num-cpus 0
+    [split_on] = nodes_of(tmp_path, "splitter")
+    assert split_on != cluster.head_ip  # --num-cpus 0
+    # What the head's intake learnt of the file reached the node that split it, under the
+    # name its own inspection would give (the node found it instead of starting a Blender).
+    learnt = sorted((tmp_path / ".tilefarm" / "facts").rglob("*.json"))
+    node = next(n for n in cluster.nodes.values() if n.ip == split_on)
+    assert learnt and all(
+        (node.cache / "facts" / f.relative_to(tmp_path / ".tilefarm" / "facts")).read_bytes()
+        == f.read_bytes() for f in learnt)
 
 
 def test_a_job_of_16_tiles_sends_its_files_once_per_node(

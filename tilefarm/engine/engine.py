@@ -248,14 +248,15 @@ class Engine:
     def prestart(self, workers: int = 1, series: str | None = None,
                  only: Collection[str] | None = None) -> None:
         """Start every batching pipeline's warm processes now, before its first job (``render``
-        starts them beside intake): each stage's job then finds its processes started.
-        ``series``: the Blender the renderer's processes boot at once (``WARM_ENV``); ``only``:
-        these pipelines' (a pool already started is left as it is)."""
+        starts them beside intake). ``series``: the Blender the renderer's processes boot at
+        once (``WARM_ENV``); ``only``: these pipelines' (a pool already started is left)."""
+        chosen = [spec for spec, _ in self.pipelines() if only is None or spec.name in only]
+        if self.remote is not None:  # each worker slot of a Ray cluster (RayPool.warm_up)
+            self.remote.warm_up([spec for spec in chosen if spec.batching], series)
         if self.warm is None:
             return
-        for spec, _ in [p for p in self.pipelines() if only is None or p[0].name in only]:
-            slots = spec.slots(workers)
-            pool = self.warm.get(spec, slots)
+        for spec in chosen:
+            pool = self.warm.get(spec, slots := spec.slots(workers))
             if isinstance(pool, WarmPool):
                 env = stage_env(spec, threads_each(slots))
                 if series is not None:

@@ -23,6 +23,7 @@ from tilefarm.engine import backups
 if TYPE_CHECKING:
     from tilefarm.engine.budget import MemoryBudget
     from tilefarm.engine.workers import DatumRun, JobWorkers
+    from tilefarm.pipelines.specs import PipelineSpec
 
 
 class SharedPool:
@@ -127,6 +128,10 @@ class SharedPool:
     def drive(self, job: "JobWorkers") -> None:
         raise NotImplementedError
 
+    def warm_up(self, specs: "list[PipelineSpec]", series: str | None) -> None:
+        """Start these batching pipelines' processes before their jobs, where a pool shared
+        by every pipeline keeps them (a Ray cluster's: ``RayPool``); ``series``: the Blender
+        the renderer's boot at once. A pool of one pipeline is warmed by ``Engine.prestart``."""
     def close(self) -> None:
         with self.cond:
             self.closing = True

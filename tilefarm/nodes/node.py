@@ -32,7 +32,7 @@ from tilefarm.pipelines.worker import WORKER_PORT_ENV, WorkerServer
 from tilefarm.runtime import memory
 from tilefarm.runtime.files import cache_dir
 from tilefarm.runtime.procs import kill_tree, log_tail
-from tilefarm.splitter.split import FACTS_CACHE_ENV
+from tilefarm.splitter.split import FACTS_CACHE_ENV, learn_facts
 from tilefarm.splitter.variants import VARIANT_CACHE_ENV
 
 CACHE_ENV = "TILEFARM_NODE_CACHE"
@@ -160,7 +160,8 @@ class NodeWorker:
         shutil.rmtree(self.work, ignore_errors=True)
         self.stages: dict[str, _Stage] = {}
         self.current: tuple[str, subprocess.Popen[bytes]] | None = None
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # guards current
+        self.starting = threading.Lock()  # guards stages: prestart and serve may both start one
 
     def info(self) -> dict[str, Any]:
         return {"work": str(self.work), "pid": os.getpid(), "cache": str(self.cache.root),
@@ -169,7 +170,8 @@ class NodeWorker:
     def serve(self, request: dict[str, Any]) -> dict[str, Any]:
         """Run one datum: its files from the cache (fetched on a miss), its pipeline's stage
         process, its outputs read back. ``request`` keys: pipeline, key, cmd, env, batching,
-        timeout, datum, datum_env, files [(path under pfs, sha256, [ref])]."""
+        timeout, datum, datum_env, files [(path under pfs, sha256, [ref])], facts [(sha256,
+        the head's cached facts of that .blend: split.cached_facts)]."""
         import ray
 
         pipeline = request["pipeline"]
@@ -180,14 +182,9 @@ class NodeWorker:
         for path, digest, ref in request["files"]:
             fetched += self.cache.ensure(digest, lambda: bytes(ray.get(ref[0])))
             self.cache.link(digest, pfs / path)
-        env = {**os.environ, **request["env"]}
-        env.pop(WORKER_PORT_ENV, None)
-        # What the splitter learnt of a file (by its content) is kept on the node, as the
-        # head keeps it for its own intake: a file seen before is not inspected again.
-        env.setdefault(FACTS_CACHE_ENV, str(self.cache.root / "facts"))
-        env.setdefault(VARIANT_CACHE_ENV, str(self.cache.root / "variants"))
-        argv = local_argv(request["cmd"])
-        log = self.work / f"{pipeline}.log"
+        env, argv, log = self._env(request), local_argv(request["cmd"]), self._log(pipeline)
+        for digest, documents in request.get("facts", []):
+            learn_facts(Path(env[FACTS_CACHE_ENV]), digest, documents)
         start = log.stat().st_size if log.exists() else 0
         began = time.monotonic()
         if request["batching"]:
@@ -205,17 +202,48 @@ class NodeWorker:
         return {"ok": ok, "error": error, "peak": peak, "outputs": outputs, "log": text,
                 "fetched": fetched, "seconds": time.monotonic() - began}
 
-    def _batched(self, request: dict[str, Any], argv: list[str], env: dict[str, str],
-                 log: Path) -> tuple[bool, str, int | None]:
-        stage = self.stages.get(request["pipeline"])
-        if stage is not None and stage.key != request["key"]:
-            stage.close()  # the pipeline's spec changed
-            stage = None
-        if stage is None:
-            stage = self.stages[request["pipeline"]] = _Stage(request["key"], argv, env, log)
-        try:
+    def _env(self, request: dict[str, Any]) -> dict[str, str]:
+        env = {**os.environ, **request["env"]}
+        env.pop(WORKER_PORT_ENV, None)
+        # What the splitter learnt of a file (by its content) is kept on the node, as the
+        # head keeps it for its own intake: a file seen before is not inspected again.
+        env.setdefault(FACTS_CACHE_ENV, str(self.cache.root / "facts"))
+        env.setdefault(VARIANT_CACHE_ENV, str(self.cache.root / "variants"))
+        return env
+
+    def _log(self, pipeline: str) -> Path:
+        return self.work / f"{pipeline}.log"
+
+    def _stage(self, request: dict[str, Any], argv: list[str], env: dict[str, str],
+               log: Path) -> _Stage:
+        """The pipeline's stage process, started unless it runs (a changed spec ends the old)."""
+        with self.starting:
+            stage = self.stages.get(request["pipeline"])
+            if stage is not None and stage.key != request["key"]:
+                stage.close()  # the pipeline's spec changed
+                stage = None
+            if stage is None:
+                stage = self.stages[request["pipeline"]] = _Stage(request["key"], argv, env, log)
             if not stage.alive():
                 stage.start()
+            return stage
+
+    def prestart(self, requests: list[dict[str, Any]]) -> None:
+        """Start these pipelines' stage processes before their first datum (``RayPool.
+        warm_up``: a job's stages start on the nodes while the head takes the job in).
+        ``requests`` keys: pipeline, key, cmd, env, as ``serve``'s. A start that fails is
+        left to the first datum, which says why."""
+        for request in requests:
+            try:
+                self._stage(request, local_argv(request["cmd"]), self._env(request),
+                            self._log(request["pipeline"]))
+            except OSError:
+                pass
+
+    def _batched(self, request: dict[str, Any], argv: list[str], env: dict[str, str],
+                 log: Path) -> tuple[bool, str, int | None]:
+        try:
+            stage = self._stage(request, argv, env, log)
         except OSError as exc:
             return False, exec_error(argv[0], exc), None
         assert stage.proc is not None

@@ -21,84 +21,31 @@ node that joins is found within a second and takes work as soon as its actors ar
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from tilefarm.blender.runtimes import CLUSTER_ENV
+from tilefarm.blender.runtimes import CLUSTER_ENV, WARM_ENV
 from tilefarm.engine import backups
 from tilefarm.engine.budget import MemoryBudget
 from tilefarm.engine.control import Control
 from tilefarm.engine.pools import SharedPool
 from tilefarm.engine.store import Store, records
 from tilefarm.engine.workers import DatumRun, JobWorkers
-from tilefarm.errors import UsageError
+from tilefarm.nodes.head import Node, NodeLost, Slot, connect, stage_request
 from tilefarm.nodes.node import NodeWorker
 from tilefarm.nodes.routing import RESOURCE_PREFIX, runtime_needed
+from tilefarm.pipelines.specs import PipelineSpec
 from tilefarm.plan.tags import RESOURCE_PREFIX as TAG_PREFIX
 from tilefarm.plan.tags import may_run, waiting_for
 from tilefarm.runtime.files import write_bytes
+from tilefarm.splitter.split import cached_facts
 
 RENDER_STAGE = "renderer"  # its datums go after every other stage's (see above)
 REF_IDLE = 600.0  # seconds an input file stays in the object store unasked
 SLOW = 4.0  # a node this many times slower than the fastest (its CPU probe) is slow
-
-
-def import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise UsageError("Ray is not installed; install it with: pip install "
-                         "'tilefarm[ray]'", flag="--ray") from None
-    return ray
-
-
-def connect(address: str) -> Any:
-    """Join the Ray cluster at ``address`` (``HOST:PORT`` or ``auto``) as its driver."""
-    ray = import_ray()
-    if ray.is_initialized():
-        return ray
-    try:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR,
-                 configure_logging=False)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"no Ray cluster answers at {address!r} ({first}); start one with "
-                         "`ray start --head` and `tilefarm join`", flag="--ray") from None
-    return ray
-
-
-@dataclass(eq=False)
-class _Node:
-    id: str
-    address: str
-    cpus: int
-    runtimes: frozenset[str]
-    budget: MemoryBudget | None
-    tags: frozenset[str] = frozenset()  # tilefarm join --tags (plan.tags)
-    slots: list["_Slot"] = field(default_factory=list)
-    alive: bool = True
-    retry_at: float = 0.0  # no new slot before then: its last actor did not start
-    probe: float | None = None  # its CPU's seconds for a fixed piece of work (node.cpu_probe)
-    said_slow: bool = False
-
-
-@dataclass(eq=False)
-class _Slot:
-    index: int
-    node: _Node
-    actor: Any
-    work: str = ""
-    busy: JobWorkers | None = None
-    alive: bool = True
-
-
-class NodeLost(Exception):
-    """The node serving a datum left the cluster (or its actor died)."""
 
 
 class RayPool(SharedPool):
@@ -110,8 +57,8 @@ class RayPool(SharedPool):
         self.backups = backups  # a free slot backs up a straggler on another node
         self.ray = connect(address)
         self.budgets = budgets
-        self.nodes: dict[str, _Node] = {}
-        self.slots: list[_Slot] = []
+        self.nodes: dict[str, Node] = {}
+        self.slots: list[Slot] = []
         self.threads: list[threading.Thread] = []
         self.made = 0
         self.refs: dict[str, tuple[Any, float]] = {}  # sha256 -> (object ref, last asked)
@@ -121,6 +68,7 @@ class RayPool(SharedPool):
         self.store: Store | None = None  # the engine's, for routing (set by its first job)
         self.refresh_every = refresh
         self.stopped = threading.Event()  # set by close: the watcher ends at once
+        self.early: list[dict[str, Any]] = []  # stage processes every slot starts (warm_up)
         self.actor_class = self.ray.remote(NodeWorker)
         self.refresh()
         self.watcher = threading.Thread(target=self._watch, daemon=True, name="ray-nodes")
@@ -147,7 +95,7 @@ class RayPool(SharedPool):
             node = self.nodes.get(node_id)
             if node is None:
                 memory = int(resources.get("memory", 0))
-                node = self.nodes[node_id] = _Node(
+                node = self.nodes[node_id] = Node(
                     node_id, info.get("NodeManagerAddress", "?"), int(resources.get("CPU", 0)),
                     frozenset(k[len(RESOURCE_PREFIX):] for k in resources
                               if k.startswith(RESOURCE_PREFIX)),
@@ -170,7 +118,7 @@ class RayPool(SharedPool):
                     num_cpus=1, max_concurrency=4, max_restarts=0,
                     scheduling_strategy=NodeAffinitySchedulingStrategy(node.id, soft=False),
                 ).remote(f"{os.getpid()}-{self.made}")
-                slot = _Slot(self.made, node, actor)
+                slot = Slot(self.made, node, actor)
                 node.slots.append(slot)
                 with self.cond:
                     self.slots.append(slot)
@@ -195,7 +143,7 @@ class RayPool(SharedPool):
         """The tags of each node that runs datums now."""
         return [n.tags for n in list(self.nodes.values()) if n.alive and n.cpus]
 
-    def accepts(self, node: _Node) -> Any:
+    def accepts(self, node: Node) -> Any:
         series = self.runtimes()
         controls = Control(self.store).all() if self.store else {}
 
@@ -207,7 +155,7 @@ class RayPool(SharedPool):
             return needed is None or needed in node.runtimes
         return accept
 
-    def slow(self, node: _Node) -> bool:
+    def slow(self, node: Node) -> bool:
         """Whether ``node``'s CPU probe took over SLOW times the fastest node's. A slow node
         renders, and leaves the other stages' datums (each one unblocks a job, and no
         other datum of its kind runs beside it to back it up) to faster nodes."""
@@ -235,6 +183,21 @@ class RayPool(SharedPool):
                       + (f" --tags {','.join(tags)})" if tags else ")"), file=sys.stderr,
                       flush=True)
 
+    def warm_up(self, specs: list[PipelineSpec], series: str | None) -> None:
+        """Start these pipelines' stage processes on every slot (and on every slot started
+        later), as ``Engine.prestart`` does on one machine: the nodes start them while the
+        head takes the job in, not when the first datum arrives. ``series``: the Blender the
+        renderer's boot at once."""
+        requests = [stage_request(spec) for spec in specs]
+        if series is not None:
+            for request in requests:
+                request["env"][WARM_ENV] = series
+        with self.cond:
+            self.early += requests
+            ready = [slot for slot in self.slots if slot.ready and slot.alive]
+        for slot in ready:
+            slot.actor.prestart.remote(requests)
+
     def drive(self, job: JobWorkers) -> None:
         self.store = job.store  # one engine's: every job's
         with self.cond:
@@ -255,11 +218,15 @@ class RayPool(SharedPool):
     def order(self, job: JobWorkers, key: tuple[int, ...]) -> tuple[int, ...]:
         return (int(job.spec.name == RENDER_STAGE), *key)
 
-    def _slot(self, slot: _Slot) -> None:
+    def _slot(self, slot: Slot) -> None:
         try:
             info = self.ray.get(slot.actor.info.remote(), timeout=300)
             slot.work = info["work"]
             slot.node.probe = min(info["probe"], slot.node.probe or info["probe"])
+            with self.cond:
+                if self.early:
+                    slot.actor.prestart.remote(self.early)
+                slot.ready = True
         except Exception as exc:
             # A node that has just left is listed alive for a while: try it again later.
             slot.alive = False
@@ -303,7 +270,7 @@ class RayPool(SharedPool):
                     slot.busy = None
                     self.cond.notify_all()
 
-    def _end_slot(self, slot: _Slot) -> None:
+    def _end_slot(self, slot: Slot) -> None:
         with self.cond:
             if slot in self.slots:
                 self.slots.remove(slot)
@@ -329,26 +296,34 @@ class RayPool(SharedPool):
             for digest in [d for d, (_, t) in self.refs.items() if now - t > REF_IDLE]:
                 del self.refs[digest]
 
-    def _serve(self, slot: _Slot, job: JobWorkers, run: DatumRun) -> None:
+    @staticmethod
+    def _facts(node: Node, run: DatumRun) -> list[tuple[str, list[tuple[str, bytes]]]]:
+        """What intake here learnt of the datum's .blend files (``split.cached_facts``), each
+        sent once to a node: its splitter need not start a Blender to inspect them again."""
+        sent = []
+        for digest in {info.hash for part in run.datum.parts for info in part.files}:
+            if digest not in node.facts_sent and (found := cached_facts(digest)):
+                node.facts_sent.add(digest)
+                sent.append((digest, found))
+        return sent
+
+    def _serve(self, slot: Slot, job: JobWorkers, run: DatumRun) -> None:
         from ray.exceptions import RayError, RayTaskError
 
         run.place = slot.node.address
         if run.primary is None:  # a backup copy's datum started with its first copy
             records.start_datum(job.store, job.job, run.datum.id)
-        pipeline = job.spec.name
-        node_pfs = f"{slot.work}/{pipeline}/pfs"
-        env = dict(job.spec.env)
-        env["TILEFARM_THREADS"] = "1"  # one actor per CPU of its node
+        node_pfs = f"{slot.work}/{job.spec.name}/pfs"
         # The cluster's runtimes as they are now (nodes come and go): with each datum.
         datum_env = {**job.datum_env(run, node_pfs), CLUSTER_ENV: os.environ.get(CLUSTER_ENV, "")}
         request = {
-            "pipeline": pipeline, "key": job.spec.text(), "cmd": job.spec.cmd,
-            "env": env, "batching": job.spec.batching, "timeout": job.spec.timeout,
-            "datum": run.datum.id, "datum_env": datum_env,
+            **stage_request(job.spec), "batching": job.spec.batching,
+            "timeout": job.spec.timeout, "datum": run.datum.id, "datum_env": datum_env,
             # The references sit in a list: Ray hands them over unresolved, and the node
             # fetches only what its cache lacks.
             "files": [(f"{part.name}{info.path}", info.hash, [self._ref(job, info.hash)])
                       for part in run.datum.parts for info in part.files],
+            "facts": self._facts(slot.node, run),
         }
         pending = slot.actor.serve.remote(request)
         job.remote[slot.index] = (lambda: slot.actor.cancel.remote(run.datum.id), run)
