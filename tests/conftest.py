@@ -117,6 +117,23 @@ def early_setup(request: pytest.FixtureRequest,
     early.start_for(request.session.items, tmp_path_factory)
 
 
+@pytest.fixture(autouse=True)
+def own_caches() -> Iterator[None]:
+    """A farm made in the test process (``server.farm.Farm``) points the facts and variant
+    caches of this process, and of every CLI it starts, at its store; after the test they are
+    as they were, so a later test's ``render`` uses its own store's."""
+    from tilefarm.splitter.split import FACTS_CACHE_ENV
+    from tilefarm.splitter.variants import VARIANT_CACHE_ENV
+
+    before = {name: os.environ.get(name) for name in (FACTS_CACHE_ENV, VARIANT_CACHE_ENV)}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def install_runtime(series: str) -> runtimes.Runtime:
     proc = run_cli("blender", "install", series, timeout=900)
     assert proc.returncode == 0, proc.stderr
