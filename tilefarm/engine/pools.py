@@ -132,6 +132,7 @@ class SharedPool:
         """Start these batching pipelines' processes before their jobs, where a pool shared
         by every pipeline keeps them (a Ray cluster's: ``RayPool``); ``series``: the Blender
         the renderer's boot at once. A pool of one pipeline is warmed by ``Engine.prestart``."""
+
     def close(self) -> None:
         with self.cond:
             self.closing = True
