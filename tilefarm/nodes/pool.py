@@ -301,7 +301,8 @@ class RayPool(SharedPool):
         """What intake here learnt of the datum's .blend files (``split.cached_facts``), each
         sent once to a node: its splitter need not start a Blender to inspect them again."""
         sent = []
-        for digest in {info.hash for part in run.datum.parts for info in part.files}:
+        for digest in {info.hash for part in run.datum.parts for info in part.files
+                       if info.path.endswith(".blend")}:  # tiles and manifests have none
             if digest not in node.facts_sent and (found := cached_facts(digest)):
                 node.facts_sent.add(digest)
                 sent.append((digest, found))
