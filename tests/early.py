@@ -61,6 +61,9 @@ def start_for(items: Iterable[pytest.Item], factory: pytest.TempPathFactory) -> 
     """Start the preparations of the fixtures the selected tests use, in the order they
     were made (conftest's first, then the test modules' as they were collected)."""
     used = {name for item in items for name in getattr(item, "fixturenames", ())}
+    # The session's base directory is made on first use, unguarded: two preparations
+    # asking at once each made one, and mktemp then saw a path outside the other's.
+    factory.getbasetemp()
     for preparation in _preparations:
         if preparation.fixture in used:
             preparation.start(factory)
